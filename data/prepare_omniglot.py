@@ -1,0 +1,93 @@
+"""Prepare Omniglot for MAML: data/omniglot_resized/<alphabet>/<character>/*.png, 28x28.
+
+Takes the two upstream zips from a local folder (--source DIR) or downloads them.
+Each 105x105 1-bit image is resized as the reference did, with PIL's
+resize((28, 28), LANCZOS) on the image as opened; PIL resizes 1-bit images with
+nearest-neighbour, so the result stays binary.
+
+  python data/prepare_omniglot.py --source ~/Downloads/omniglot
+  python data/prepare_omniglot.py            # downloads from the Omniglot repository
+"""
+import argparse
+import io
+import os
+import zipfile
+
+from PIL import Image
+
+from prep_utils import AtomicFolder, PrepError, Progress, locate, run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ZIPS = ('images_background.zip', 'images_evaluation.zip')
+URL = 'https://github.com/brendenlake/omniglot/raw/master/python/'
+NUM_CHARACTERS, NUM_IMAGES = 1623, 32460
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--source', help='folder holding images_background.zip and images_evaluation.zip')
+    parser.add_argument('--dest', default=os.path.join(HERE, 'omniglot_resized'), help='output folder')
+    parser.add_argument('--download_dir', default=os.path.join(HERE, 'downloads'))
+    parser.add_argument('--expect_characters', type=int, default=NUM_CHARACTERS, help=argparse.SUPPRESS)
+    parser.add_argument('--expect_images', type=int, default=NUM_IMAGES, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def count_tree(folder):
+    """(characters, images) in an <alphabet>/<character>/*.png tree."""
+    characters = images = 0
+    for alphabet in os.listdir(folder):
+        for character in os.listdir(os.path.join(folder, alphabet)):
+            characters += 1
+            images += len(os.listdir(os.path.join(folder, alphabet, character)))
+    return characters, images
+
+
+def png_members(zip_file):
+    """(alphabet, character, filename, member) for each PNG: top/alphabet/character/file."""
+    for member in sorted(zip_file.namelist()):
+        parts = member.split('/')
+        if len(parts) == 4 and parts[3].endswith('.png'):
+            yield parts[1], parts[2], parts[3], member
+
+
+def resize_zip(zip_path, out_dir):
+    try:
+        zip_file = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile:
+        raise PrepError(f'{zip_path} is not a valid zip file') from None
+    with zip_file:
+        members = list(png_members(zip_file))
+        progress = Progress(os.path.basename(zip_path), len(members))
+        for done, (alphabet, character, name, member) in enumerate(members, 1):
+            folder = os.path.join(out_dir, alphabet, character)
+            os.makedirs(folder, exist_ok=True)
+            try:
+                image = Image.open(io.BytesIO(zip_file.read(member)))
+                image.resize((28, 28), resample=Image.LANCZOS).save(os.path.join(folder, name))
+            except (OSError, zipfile.BadZipFile) as err:
+                raise PrepError(f'cannot read {member} in {zip_path}: {err}') from None
+            progress.step(done)
+
+
+def main():
+    args = parse_args()
+    expected = (args.expect_characters, args.expect_images)
+    if os.path.isdir(args.dest) and count_tree(args.dest) == expected:
+        print(f'{args.dest} is already prepared ({expected[0]} characters, {expected[1]} images)')
+        return
+    zips = [locate(name, args.source, URL + name, args.download_dir) for name in ZIPS]
+    output = AtomicFolder(args.dest)
+    with output as partial:
+        for zip_path in zips:
+            resize_zip(zip_path, partial)
+        found = count_tree(partial)
+        if found != expected:
+            raise PrepError(f'the source is incomplete: {found[0]} characters and {found[1]} images, '
+                            f'expected {expected[0]} and {expected[1]}')
+        output.commit()
+    print(f'Prepared {args.dest}: {expected[0]} characters, {expected[1]} images')
+
+
+if __name__ == '__main__':
+    run(main)

@@ -1,0 +1,185 @@
+"""Task sampling for sinusoid regression, Omniglot and miniImagenet.
+
+Unlike the reference, which pre-generated 200,000 task file lists, tasks are drawn
+lazily from images held in memory, so memory does not grow with the number of
+training tasks. Each batch is a pure function of (seed, iteration): a resumed run
+sees exactly the batches an uninterrupted run would have seen.
+"""
+import os
+import random
+
+import numpy as np
+from PIL import Image
+
+from utils import UserError
+
+OMNIGLOT_FOLDER = 'omniglot_resized'
+MINIIMAGENET_FOLDER = 'miniImagenet'
+OMNIGLOT_SPLIT = (1100, 100)   # meta-train, validation; the rest (423) is test
+EVAL_SEED = 1                  # evaluation tasks are the same whatever --seed
+
+
+def batch_rng(*keys):
+    """A generator determined by integer keys, e.g. (seed, iteration)."""
+    return np.random.default_rng([int(k) for k in keys])
+
+
+def one_hot(labels, depth):
+    return np.eye(depth, dtype=np.float32)[labels]
+
+
+# --------------------------------------------------------------------- sinusoid
+class SinusoidTasks:
+    """y = A sin(x - phase), A ~ U[0.1, 5], phase ~ U[0, pi], x ~ U[-5, 5]."""
+    dim_output = 1
+    amp_range, phase_range, input_range = (0.1, 5.0), (0.0, np.pi), (-5.0, 5.0)
+
+    def __init__(self, oracle=False):
+        self.oracle = oracle
+        self.dim_input = 3 if oracle else 1
+
+    def sample(self, rng, num_tasks, split, shots_a, shots_b):
+        """split is ignored (infinite data); 'shots' are points per task."""
+        amp = rng.uniform(*self.amp_range, size=num_tasks)
+        phase = rng.uniform(*self.phase_range, size=num_tasks)
+        x = rng.uniform(*self.input_range, size=(num_tasks, shots_a + shots_b, 1))
+        batch = split_ab(self.inputs(x, amp, phase), self.function(x, amp, phase), shots_a)
+        batch.update(amp=amp, phase=phase)
+        return batch
+
+    @staticmethod
+    def function(x, amp, phase):
+        return amp[:, None, None] * np.sin(x - phase[:, None, None])
+
+    def inputs(self, x, amp, phase):
+        """The network's input: x, and for the oracle also amplitude and phase."""
+        if not self.oracle:
+            return x
+        known = np.broadcast_to(np.stack([amp, phase], -1)[:, None, :], x.shape[:2] + (2,))
+        return np.concatenate([x, known], axis=-1)
+
+
+def split_ab(inputs, labels, num_a):
+    """First num_a examples of each task form the a-set, the rest the b-set."""
+    return {'inputa': inputs[:, :num_a], 'labela': labels[:, :num_a],
+            'inputb': inputs[:, num_a:], 'labelb': labels[:, num_a:]}
+
+
+# ----------------------------------------------------------------------- images
+class ImageTasks:
+    """N-way tasks drawn from images held in memory.
+
+    images[split]: uint8 array [classes, images per class, H, W, C]. A task picks N
+    classes, a rotation per class if `rotate`, and shots_a + shots_b distinct images
+    per class. Examples are laid out shot by shot, with the class order reshuffled
+    for every shot; labels are the classes' positions 0..N-1 in the task, one-hot.
+    """
+
+    def __init__(self, images, num_classes, rotate, invert):
+        self.images, self.num_classes = images, num_classes
+        self.rotate, self.invert = rotate, invert
+        any_split = next(iter(images.values()))
+        self.img_size, self.channels = any_split.shape[2], any_split.shape[4]
+        self.dim_input = self.img_size * self.img_size * self.channels
+        self.dim_output = num_classes
+        for split, pool in images.items():
+            if pool.shape[0] < num_classes:
+                raise UserError(f'the {split} split has {pool.shape[0]} classes, '
+                                f'fewer than --num_classes={num_classes}')
+
+    def sample(self, rng, num_tasks, split, shots_a, shots_b):
+        tasks = [self.sample_task(rng, split, shots_a + shots_b) for _ in range(num_tasks)]
+        inputs = np.stack([t[0] for t in tasks])
+        labels = np.stack([t[1] for t in tasks])
+        return split_ab(inputs, labels, self.num_classes * shots_a)
+
+    def sample_task(self, rng, split, shots):
+        pool = self.images[split]
+        if pool.shape[1] < shots:
+            raise UserError(f'the {split} split has {pool.shape[1]} images per class; '
+                            f'a task needs {shots}')
+        classes = rng.choice(pool.shape[0], self.num_classes, replace=False)
+        picks = np.stack([rng.choice(pool.shape[1], shots, replace=False) for _ in classes])
+        rotations = rng.integers(0, 4, self.num_classes) if self.rotate else np.zeros(
+            self.num_classes, int)
+        order = np.stack([rng.permutation(self.num_classes) for _ in range(shots)])
+        images = [np.rot90(pool[classes[c], picks[c, s]], rotations[c])
+                  for s in range(shots) for c in order[s]]
+        return self.to_inputs(np.stack(images)), one_hot(order.reshape(-1), self.num_classes)
+
+    def to_inputs(self, images):
+        pixels = images.reshape(len(images), -1).astype(np.float32) / 255.0
+        return 1.0 - pixels if self.invert else pixels
+
+
+# ---------------------------------------------------------------------- loading
+def sorted_dirs(folder):
+    return sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+
+
+def load_class_images(folder, suffix, mode):
+    """All images of one class folder (sorted) as uint8 [n, H, W, C]."""
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(suffix))
+    arrays = []
+    for name in names:
+        with Image.open(os.path.join(folder, name)) as img:
+            arrays.append(np.asarray(img.convert(mode), dtype=np.uint8))
+    stacked = np.stack(arrays)
+    return stacked[..., None] if stacked.ndim == 3 else stacked
+
+
+def stack_classes(class_arrays, what):
+    counts = {a.shape[0] for a in class_arrays}
+    if len(counts) != 1:
+        raise UserError(f'{what}: classes have different numbers of images {sorted(counts)}')
+    return np.stack(class_arrays)
+
+
+def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
+    """Character folders of all alphabets, sorted, shuffled with seed 1, then split."""
+    folder = os.path.join(data_root, OMNIGLOT_FOLDER)
+    if not os.path.isdir(folder):
+        raise UserError(f'Omniglot data not found in {folder}; prepare it with '
+                        f'`python data/prepare_omniglot.py --source DIR` (or without --source to download)')
+    characters = [os.path.join(folder, alphabet, char) for alphabet in sorted_dirs(folder)
+                  for char in sorted_dirs(os.path.join(folder, alphabet))]
+    num_train, num_val = split_sizes
+    if len(characters) <= num_train + num_val:
+        raise UserError(f'{folder} holds {len(characters)} characters; the split needs more than '
+                        f'{num_train + num_val}. Re-run data/prepare_omniglot.py')
+    random.Random(1).shuffle(characters)
+    return {'train': characters[:num_train], 'val': characters[num_train:num_train + num_val],
+            'test': characters[num_train + num_val:]}
+
+
+def load_omniglot(data_root, splits, split_sizes=OMNIGLOT_SPLIT):
+    folders = omniglot_character_split(data_root, split_sizes)
+    return {s: stack_classes([load_class_images(f, '.png', 'L') for f in folders[s]],
+                             f'Omniglot {s}') for s in splits}
+
+
+def load_miniimagenet(data_root, splits):
+    images = {}
+    for split in splits:
+        folder = os.path.join(data_root, MINIIMAGENET_FOLDER, split)
+        if not os.path.isdir(folder) or not sorted_dirs(folder):
+            raise UserError(f'miniImagenet {split} images not found in {folder}; prepare them with '
+                            f'`python data/prepare_miniimagenet.py --source DIR`')
+        images[split] = stack_classes(
+            [load_class_images(os.path.join(folder, c), '.jpg', 'RGB') for c in sorted_dirs(folder)],
+            f'miniImagenet {split}')
+    return images
+
+
+def make_tasks(datasource, data_root, splits, num_classes, oracle=False,
+               omniglot_split=OMNIGLOT_SPLIT):
+    """The task sampler for a datasource, with the image splits it needs loaded."""
+    if datasource == 'sinusoid':
+        return SinusoidTasks(oracle=oracle)
+    if datasource == 'omniglot':
+        return ImageTasks(load_omniglot(data_root, splits, omniglot_split), num_classes,
+                          rotate=True, invert=True)
+    if datasource == 'miniimagenet':
+        return ImageTasks(load_miniimagenet(data_root, splits), num_classes,
+                          rotate=False, invert=False)
+    raise UserError(f'unknown --datasource={datasource!r}')
