@@ -62,6 +62,9 @@ flags.DEFINE_float('train_update_lr', -1, 'alpha used in training, when evaluati
 # Added by this port.
 flags.DEFINE_integer('seed', 0, 'Seed for initialisation and task sampling (runs are repeatable).')
 flags.DEFINE_integer('save_interval', 1000, 'Save the whole training state every this many iterations.')
+flags.DEFINE_integer('print_interval', None,
+                     'Print mean losses every this many iterations (default: 1000 for sinusoid, '
+                     '100 for images); validation runs every 5 prints.')
 flags.DEFINE_string('data_dir', os.path.join(HERE, 'data'),
                     'Folder holding omniglot_resized/ and miniImagenet/.')
 flags.DEFINE_string('checkpoint', None,
@@ -177,7 +180,7 @@ class Trainer:
         self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=3)
         self.sess = new_session()
         self.writer = tf.summary.FileWriter(exp_dir) if FLAGS.log else None
-        self.print_interval = 1000 if FLAGS.datasource == 'sinusoid' else 100
+        self.print_interval = FLAGS.print_interval or (1000 if FLAGS.datasource == 'sinusoid' else 100)
 
     def op_for(self, itr):
         if itr < FLAGS.pretrain_iterations or 'metatrain' not in self.ops:
@@ -231,17 +234,17 @@ class Trainer:
         print(f'Finished: {self.total} iterations, checkpoint {self.exp_dir}/model{self.total}')
 
     def log(self, done, pre, losses, metrics, meter):
-        classification = FLAGS.datasource != 'sinusoid'
-        values = {'Pre-update loss': pre, f'Post-update loss, step {FLAGS.num_updates}': losses[-1]}
-        if classification:
+        step = FLAGS.num_updates
+        values = {'Pre-update loss': pre, f'Post-update loss, step {step}': losses[-1]}
+        if FLAGS.datasource != 'sinusoid':
             values.update({'Pre-update accuracy': metrics[0],
-                           f'Post-update accuracy, step {FLAGS.num_updates}': metrics[-1]})
+                           f'Post-update accuracy, step {step}': metrics[-1]})
         if self.writer and done % SUMMARY_INTERVAL == 0:
             write_summary(self.writer, values, done)
-        line = meter.update(done, metrics if classification else losses)
+        line = meter.update(done, list(values.values()))
         if line:
             print(line, flush=True)
-            if classification and done % (self.print_interval * VALIDATION_EVERY_PRINTS) == 0:
+            if FLAGS.datasource != 'sinusoid' and done % (self.print_interval * VALIDATION_EVERY_PRINTS) == 0:
                 self.validate(done)
 
     def validate(self, done):
@@ -255,21 +258,24 @@ class Trainer:
 
 
 class ProgressMeter:
-    """Means of pre/post-update values over a print interval, with speed and ETA."""
+    """Means of (pre, post) loss [and accuracy] over a print interval, with speed and ETA."""
 
     def __init__(self, interval, total, start):
         self.interval, self.total = interval, total
         self.values, self.t0, self.since = [], time.time(), start
 
-    def update(self, done, step_values):
-        self.values.append((step_values[0], step_values[-1]))
+    def update(self, done, values):
+        self.values.append(values)
         if done % self.interval and done != self.total:
             return None
-        pre, post = np.mean(self.values, axis=0)
+        means = np.mean(self.values, axis=0)
         sec = (time.time() - self.t0) / max(done - self.since, 1)
         eta = sec * (self.total - done)
         self.values, self.t0, self.since = [], time.time(), done
-        return (f'Iteration {done}/{self.total}: pre {pre:.4f}, post {post:.4f} '
+        text = f'loss {means[0]:.4f} -> {means[1]:.4f}'
+        if len(means) == 4:
+            text += f', accuracy {means[2]:.4f} -> {means[3]:.4f}'
+        return (f'Iteration {done}/{self.total}: {text} '
                 f'({sec:.3f} s/it, {eta / 60:.0f} min left)')
 
 

@@ -9,8 +9,8 @@ import tensorflow.compat.v1 as tf
 
 import utils
 
-tf.disable_v2_behavior()
 tf.get_logger().setLevel("ERROR")
+tf.disable_v2_behavior()
 
 
 @dataclasses.dataclass

@@ -1,0 +1,159 @@
+"""main.py end to end on sinusoid and tiny synthetic Omniglot: resume, errors, outputs."""
+import csv
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from tests import synthetic
+from tests.conftest import ROOT
+import utils
+
+SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=5', '--update_lr=0.01',
+        '--meta_batch_size=4']
+
+
+def run_main(*args, check=True):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'main.py'), *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'main.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}')
+    return proc
+
+
+def sine_dir(logdir):
+    return os.path.join(logdir, 'cls_5.mbs_4.ubs_5.numstep1.updatelr0.01nonorm')
+
+
+def checkpoint_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path):
+    straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
+    run_main(*SINE, f'--logdir={straight}', '--metatrain_iterations=40', '--save_interval=20')
+    run_main(*SINE, f'--logdir={split}', '--metatrain_iterations=20', '--save_interval=20')
+    resumed = run_main(*SINE, f'--logdir={split}', '--metatrain_iterations=40', '--save_interval=20')
+    assert 'iterations 21..40' in resumed.stdout
+    a = checkpoint_values(os.path.join(sine_dir(straight), 'model40'))
+    b = checkpoint_values(os.path.join(sine_dir(split), 'model40'))
+    assert set(a) == set(b)
+    assert any(name.endswith('/Adam') for name in a) and 'global_step' in a
+    assert a['global_step'] == 40
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_relaunching_a_finished_run_says_so_and_exits_0(tmp_path):
+    args = [*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=10', '--save_interval=4']
+    run_main(*args)
+    assert sorted(f for f in os.listdir(sine_dir(str(tmp_path))) if f.endswith('.index')) == [
+        'model10.index', 'model4.index', 'model8.index']
+    again = run_main(*args)
+    assert 'Nothing to train' in again.stdout
+    zero = run_main(*SINE, f'--logdir={tmp_path}/zero', '--metatrain_iterations=0')
+    assert 'Nothing to train' in zero.stdout
+
+
+def test_evaluation_without_checkpoint_is_one_line_error(tmp_path):
+    proc = run_main(*SINE, f'--logdir={tmp_path}', '--train=False', check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith('error: no checkpoint in')
+    assert 'Traceback' not in proc.stderr
+    proc = run_main(*SINE, f'--logdir={tmp_path}', '--train=False', '--test_iter=5', check=False)
+    assert proc.returncode == 1 and 'model5 not found' in proc.stderr
+
+
+@pytest.mark.parametrize('flag,message', [('--norm=batchnorm', 'norm'),
+                                          ('--datasource=cifar', 'datasource'),
+                                          ('--meta_batch_size=0', 'meta_batch_size')])
+def test_bad_flag_values_are_clear_errors(tmp_path, flag, message):
+    proc = run_main(f'--logdir={tmp_path}', flag, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_evaluation_writes_reference_csv_and_pickle(tmp_path):
+    run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5')
+    proc = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5', '--train=False',
+                    '--num_test_tasks=7', '--update_batch_size=10', '--train_update_batch_size=5')
+    folder = sine_dir(str(tmp_path))
+    with open(os.path.join(folder, 'test_ubs10_stepsize0.01.csv')) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == [f'update{i}' for i in range(11)]
+    assert len(rows) == 4 and all(len(r) == 11 for r in rows)
+    with open(os.path.join(folder, 'test_ubs10_stepsize0.01.pkl'), 'rb') as f:
+        mses = pickle.load(f)['mses']
+    assert mses.shape == (7, 11)
+    np.testing.assert_allclose([float(v) for v in rows[1]], mses.mean(0), rtol=1e-6)
+    np.testing.assert_allclose([float(v) for v in rows[3]], 1.96 * mses.std(0) / np.sqrt(7), rtol=1e-6)
+    assert 'step 10: MSE' in proc.stdout
+
+
+def test_interrupted_run_saves_and_resumes(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    args = [sys.executable, os.path.join(ROOT, 'main.py'), *SINE, f'--logdir={tmp_path}',
+            '--metatrain_iterations=1000000', '--print_interval=50']
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if line.startswith('Iteration'):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    state = tf.train.get_checkpoint_state(sine_dir(str(tmp_path)))
+    done = int(tf.train.load_checkpoint(state.model_checkpoint_path).get_tensor('global_step'))
+    assert done >= 50 and state.model_checkpoint_path.endswith(f'model{done}')
+    assert f'Saved after iteration {done}' in out
+
+
+@pytest.fixture(scope='module')
+def omniglot_data(tmp_path_factory):
+    return synthetic.omniglot_resized_tree(str(tmp_path_factory.mktemp('omni')), characters=10)
+
+
+OMNI = ['--datasource=omniglot', '--omniglot_split=20,5', '--num_filters=8', '--update_lr=0.4']
+
+
+def test_short_omniglot_training_lowers_the_loss(tmp_path, omniglot_data):
+    proc = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
+                    '--meta_batch_size=4', '--update_batch_size=1', '--metatrain_iterations=90',
+                    '--print_interval=30', '--meta_lr=0.01')
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('Iteration')]
+    post_losses = [float(line.split(' -> ')[1].split(',')[0]) for line in lines]
+    post_accuracies = [float(line.split(' -> ')[2].split(' ')[0]) for line in lines]
+    assert len(lines) == 3
+    assert post_losses[-1] < 0.7 * post_losses[0], proc.stdout
+    assert post_accuracies[-1] > 0.5, proc.stdout
+    assert 'validation accuracy' not in proc.stdout   # every 5 prints only
+    evaluation = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
+                          '--meta_batch_size=4', '--update_batch_size=1', '--train=False', '--meta_lr=0.01',
+                          '--test_set=True', '--num_test_tasks=20')
+    assert 'step 10: accuracy' in evaluation.stdout
+
+
+def test_omniglot_20_way_5_shot_runs(tmp_path, omniglot_data):
+    proc = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
+                    '--num_classes=20', '--meta_batch_size=2', '--update_batch_size=5',
+                    '--num_updates=2', '--metatrain_iterations=1')
+    assert 'Finished: 1 iterations' in proc.stdout
+
+
+def test_experiment_names():
+    assert utils.exp_string(5, 25, 10, 1, 0.01, norm='None') == 'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
+    assert utils.exp_string(5, 32, 1, 1, 0.4) == 'cls_5.mbs_32.ubs_1.numstep1.updatelr0.4batchnorm'
+    assert (utils.exp_string(5, 4, 1, 5, 0.01, num_filters=32, max_pool=True) ==
+            'cls_5.mbs_4.ubs_1.numstep5.updatelr0.01hidden32maxpoolbatchnorm')
+    assert (utils.exp_string(5, 4, 5, 5, 0.01, num_filters=32, max_pool=True, stop_grad=True,
+                             norm='layer_norm') ==
+            'cls_5.mbs_4.ubs_5.numstep5.updatelr0.01hidden32maxpoolstopgradlayernorm')
+    assert utils.exp_string(5, 25, 10, 1, 0.001, baseline='oracle', norm='None').endswith(
+        'updatelr0.001oraclenonorm')
