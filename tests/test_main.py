@@ -117,10 +117,10 @@ def test_interrupted_run_saves_and_resumes(tmp_path):
 
 @pytest.fixture(scope='module')
 def omniglot_data(tmp_path_factory):
-    return synthetic.omniglot_resized_tree(str(tmp_path_factory.mktemp('omni')), characters=10)
+    return synthetic.omniglot_resized_tree(str(tmp_path_factory.mktemp('omni')), characters=20)
 
 
-OMNI = ['--datasource=omniglot', '--omniglot_split=20,5', '--num_filters=8', '--update_lr=0.4']
+OMNI = ['--datasource=omniglot', '--omniglot_split=20,20', '--num_filters=8', '--update_lr=0.4']
 
 
 def test_short_omniglot_training_lowers_the_loss(tmp_path, omniglot_data):

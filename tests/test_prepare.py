@@ -1,0 +1,107 @@
+"""The data preparation scripts on tiny synthetic sources, and the reference checkpoint."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import synthetic
+from tests.conftest import ROOT, SHARED
+
+
+def prepare(script, *args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, 'data', script), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_prepare_omniglot_resizes_and_is_safe_to_rerun(tmp_path):
+    source = synthetic.omniglot_zips(str(tmp_path))
+    dest = str(tmp_path / 'omniglot_resized')
+    args = ['--source', source, '--dest', dest, '--expect_characters=9', '--expect_images=36']
+    proc = prepare('prepare_omniglot.py', *args)
+    assert proc.returncode == 0, proc.stderr
+    alphabets = sorted(os.listdir(dest))
+    assert alphabets == ['images_background_A0', 'images_background_A1', 'images_evaluation_A0']
+    png = os.path.join(dest, alphabets[0], 'character01', '0000_00.png')
+    with Image.open(png) as image:
+        assert image.size == (28, 28) and image.mode == '1'
+        assert set(np.unique(np.asarray(image.convert('L')))) <= {0, 255}
+    again = prepare('prepare_omniglot.py', *args)
+    assert again.returncode == 0 and 'already prepared' in again.stdout
+
+
+def test_prepare_omniglot_errors_leave_nothing_behind(tmp_path):
+    dest = str(tmp_path / 'omniglot_resized')
+    proc = prepare('prepare_omniglot.py', '--source', str(tmp_path), '--dest', dest)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith('error:') and 'images_background.zip' in proc.stderr
+    synthetic.omniglot_zips(str(tmp_path))
+    proc = prepare('prepare_omniglot.py', '--source', str(tmp_path), '--dest', dest)
+    assert proc.returncode == 1 and 'incomplete' in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(dest) and not os.path.exists(dest + '.partial')
+
+
+def test_prepare_miniimagenet_prepares_present_splits_and_names_missing(tmp_path):
+    source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val', 'test'))
+    big = os.path.join(source, 'images', 'n100000000000000.jpg')   # a val image not 84x84
+    Image.new('RGB', (100, 90), (10, 200, 30)).save(big)
+    dest = str(tmp_path / 'miniImagenet')
+    proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
+    assert proc.returncode == 0, proc.stderr
+    assert 'train: its images are not in the source' in proc.stdout
+    assert sorted(os.listdir(dest)) == ['test', 'val']
+    assert len(os.listdir(os.path.join(dest, 'val'))) == 5
+    assert all(len(os.listdir(os.path.join(dest, 'test', c))) == 8
+               for c in os.listdir(os.path.join(dest, 'test')))
+    with Image.open(os.path.join(dest, 'val', 'n10000000', 'n100000000000000.jpg')) as image:
+        assert image.size == (84, 84)
+    same = os.path.join(dest, 'test', 'n20000000', 'n200000000000001.jpg')
+    with open(same, 'rb') as a, open(os.path.join(source, 'images', 'n200000000000001.jpg'), 'rb') as b:
+        assert a.read() == b.read()    # 84x84 images are copied byte for byte
+    again = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
+    assert 'val: already prepared' in again.stdout and again.returncode == 0
+
+
+def test_prepare_miniimagenet_errors(tmp_path):
+    source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val',))
+    dest = str(tmp_path / 'miniImagenet')
+    with open(os.path.join(source, 'images', 'n100000000000003.jpg'), 'wb') as f:
+        f.write(b'not a jpeg')
+    proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith('error: n100000000000003.jpg is not a readable image')
+    assert not os.path.exists(os.path.join(dest, 'val'))
+    os.remove(os.path.join(source, 'test.csv'))
+    proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
+    assert proc.returncode == 1 and 'test.csv not found' in proc.stderr
+
+
+REFERENCE = os.path.join(SHARED, 'reference', 'model59000')
+
+
+@pytest.mark.skipif(not os.path.exists(REFERENCE + '.index'), reason='../shared/reference absent')
+def test_reference_checkpoint_restores_and_every_variable_is_used():
+    import tensorflow.compat.v1 as tf
+    import maml
+    import utils
+    cfg = maml.ModelConfig(dim_input=84 * 84 * 3, dim_output=5, loss='xent', update_lr=0.01,
+                           update_batch_size=1, norm='batch_norm', conv=True, img_size=84,
+                           channels=3, num_filters=32, max_pool=True, flatten_features=True)
+    tf.reset_default_graph()
+    weights, norm_params = maml.construct_weights(cfg)
+    graph = maml.MetaGraph(cfg, 2, weights, norm_params)
+    stored = {name for name, _ in tf.train.list_variables(REFERENCE)}
+    ours = {v.op.name for v in maml.model_variables()}
+    assert stored == ours
+    with tf.Session() as sess:
+        assert utils.restore_variables(sess, REFERENCE, maml.model_variables(), require_all=True) == []
+        reader = tf.train.load_checkpoint(REFERENCE)
+        np.testing.assert_array_equal(sess.run(weights['w5']), reader.get_tensor('model/w5'))
+        rng = np.random.default_rng(0)
+        batch = {'inputa': rng.random((1, 5, cfg.dim_input)), 'inputb': rng.random((1, 5, cfg.dim_input)),
+                 'labela': np.eye(5)[None], 'labelb': np.eye(5)[None]}
+        metrics = sess.run(graph.metricsb, graph.feed(batch))
+    assert metrics.shape == (1, 3) and np.all(np.isfinite(metrics))
