@@ -1,4 +1,5 @@
 """The data preparation scripts on tiny synthetic sources, and the reference checkpoint."""
+import csv
 import os
 import subprocess
 import sys
@@ -9,6 +10,12 @@ from PIL import Image
 
 from tests import synthetic
 from tests.conftest import ROOT, SHARED
+
+
+def listed(source, split, index):
+    """(filename, label) of row `index` of a split CSV."""
+    with open(os.path.join(source, f'{split}.csv')) as f:
+        return list(csv.reader(f))[1 + index]
 
 
 def prepare(script, *args):
@@ -46,8 +53,8 @@ def test_prepare_omniglot_errors_leave_nothing_behind(tmp_path):
 
 def test_prepare_miniimagenet_prepares_present_splits_and_names_missing(tmp_path):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val', 'test'))
-    big = os.path.join(source, 'images', 'n100000000000000.jpg')   # a val image not 84x84
-    Image.new('RGB', (100, 90), (10, 200, 30)).save(big)
+    big_name, big_label = listed(source, 'val', 0)
+    Image.new('RGB', (100, 90), (10, 200, 30)).save(os.path.join(source, 'images', big_name))
     dest = str(tmp_path / 'miniImagenet')
     proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
     assert proc.returncode == 0, proc.stderr
@@ -56,10 +63,11 @@ def test_prepare_miniimagenet_prepares_present_splits_and_names_missing(tmp_path
     assert len(os.listdir(os.path.join(dest, 'val'))) == 5
     assert all(len(os.listdir(os.path.join(dest, 'test', c))) == 8
                for c in os.listdir(os.path.join(dest, 'test')))
-    with Image.open(os.path.join(dest, 'val', 'n10000000', 'n100000000000000.jpg')) as image:
+    with Image.open(os.path.join(dest, 'val', big_label, big_name)) as image:
         assert image.size == (84, 84)
-    same = os.path.join(dest, 'test', 'n20000000', 'n200000000000001.jpg')
-    with open(same, 'rb') as a, open(os.path.join(source, 'images', 'n200000000000001.jpg'), 'rb') as b:
+    name, label = listed(source, 'test', 1)
+    with open(os.path.join(dest, 'test', label, name), 'rb') as a, \
+            open(os.path.join(source, 'images', name), 'rb') as b:
         assert a.read() == b.read()    # 84x84 images are copied byte for byte
     again = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
     assert 'val: already prepared' in again.stdout and again.returncode == 0
@@ -68,11 +76,12 @@ def test_prepare_miniimagenet_prepares_present_splits_and_names_missing(tmp_path
 def test_prepare_miniimagenet_errors(tmp_path):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val',))
     dest = str(tmp_path / 'miniImagenet')
-    with open(os.path.join(source, 'images', 'n100000000000003.jpg'), 'wb') as f:
+    corrupt, _ = listed(source, 'val', 3)
+    with open(os.path.join(source, 'images', corrupt), 'wb') as f:
         f.write(b'not a jpeg')
     proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
     assert proc.returncode == 1
-    assert proc.stderr.strip().startswith('error: n100000000000003.jpg is not a readable image')
+    assert proc.stderr.strip().startswith(f'error: {corrupt} is not a readable image')
     assert not os.path.exists(os.path.join(dest, 'val'))
     os.remove(os.path.join(source, 'test.csv'))
     proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
