@@ -6,7 +6,7 @@ import pytest
 
 import data_generator
 from data_generator import ImageTasks, SinusoidTasks, batch_rng
-from tests import synthetic
+from data import synthetic
 from utils import UserError
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from tests import synthetic
+from data import synthetic
 from tests.conftest import ROOT
 import utils
 

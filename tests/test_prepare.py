@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests import synthetic
+from data import synthetic
 from tests.conftest import ROOT, SHARED
 
 

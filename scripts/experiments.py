@@ -1,0 +1,109 @@
+"""The experiments of the paper's tables: how each is trained and evaluated, and the
+paper's number for it. Read by reproduce.py (to run them) and make_table.py (to
+report them).
+
+Where the paper and the reference's usage lines differ, the paper's value is used:
+sinusoid alpha 0.01 (reference: 0.001, `--sine_update_lr=0.001`), miniImagenet
+5-shot meta batch 2 (reference: 4, `--mini5shot_meta_batch_size=4`).
+"""
+import dataclasses
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402
+
+SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=10']
+OMNI5 = ['--datasource=omniglot', '--meta_batch_size=32', '--update_batch_size=1',
+         '--update_lr=0.4', '--num_updates=1']
+OMNI20 = ['--datasource=omniglot', '--num_classes=20', '--meta_batch_size=16',
+          '--update_batch_size=1', '--update_lr=0.1', '--num_updates=5']
+MINI = ['--datasource=miniimagenet', '--update_lr=0.01', '--num_updates=5', '--num_filters=32',
+        '--max_pool=True']
+
+
+@dataclasses.dataclass
+class Row:
+    """One cell of the paper: evaluated with K=eval_k, read after `step` inner steps."""
+    label: str
+    eval_k: int
+    step: int
+    paper: float            # accuracy in %, or MSE
+    paper_ci: float = None  # the paper's +- (None where it gives none)
+
+
+@dataclasses.dataclass
+class Experiment:
+    name: str
+    datasource: str
+    train_flags: list
+    iterations: int
+    rows: list
+    pretrain: bool = False   # the iterations are pretraining (the pretrained baseline)
+
+    def iteration_flags(self, iterations=None):
+        n = self.iterations if iterations is None else iterations
+        if self.pretrain:
+            return [f'--pretrain_iterations={n}', '--metatrain_iterations=0']
+        return [f'--metatrain_iterations={n}']
+
+    def flag(self, name, default=None):
+        for f in self.train_flags:
+            if f.startswith(f'--{name}='):
+                return f.split('=', 1)[1]
+        return default
+
+
+def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_iterations=60000):
+    sine = SINE + [f'--update_lr={sine_update_lr}']
+    mini_row = lambda label, k, paper, ci: Row(label, k, 10, paper, ci)  # noqa: E731
+    return [
+        Experiment('sine_maml', 'sinusoid', sine, 70000, [
+            Row('Sinusoid K=5, MAML, MSE after 1 step', 5, 1, 0.67),
+            Row('Sinusoid K=5, MAML, MSE after 5 steps', 5, 5, 0.38),
+            Row('Sinusoid K=5, MAML, MSE after 10 steps', 5, 10, 0.35)]),
+        Experiment('sine_pretrained', 'sinusoid', sine, 70000, [
+            Row('Sinusoid K=5, pretrained, MSE after 1 step', 5, 1, 2.41),
+            Row('Sinusoid K=5, pretrained, MSE after 5 steps', 5, 5, 2.23),
+            Row('Sinusoid K=5, pretrained, MSE after 10 steps', 5, 10, 2.19)], pretrain=True),
+        Experiment('sine_oracle', 'sinusoid', sine + ['--baseline=oracle'], 70000, [
+            Row('Sinusoid K=5, oracle, MSE (no steps needed)', 5, 0, None)]),
+        Experiment('omniglot5way', 'omniglot', OMNI5, omniglot_iterations, [
+            Row('Omniglot 5-way 1-shot', 1, 3, 98.7, 0.4),
+            Row('Omniglot 5-way 5-shot', 5, 3, 99.9, 0.1)]),
+        Experiment('omniglot5way_fc', 'omniglot', OMNI5 + ['--conv=False'], omniglot_iterations, [
+            Row('Omniglot 5-way 1-shot, FC net', 1, 3, 89.7, 1.1),
+            Row('Omniglot 5-way 5-shot, FC net', 5, 3, 97.5, 0.6)]),
+        Experiment('omniglot20way', 'omniglot', OMNI20, omniglot_iterations, [
+            Row('Omniglot 20-way 1-shot', 1, 5, 95.8, 0.3),
+            Row('Omniglot 20-way 5-shot', 5, 5, 98.9, 0.2)]),
+        Experiment('miniimagenet1shot', 'miniimagenet',
+                   MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 60000,
+                   [mini_row('miniImagenet 5-way 1-shot', 1, 48.70, 1.84)]),
+        Experiment('miniimagenet5shot', 'miniimagenet',
+                   MINI + [f'--meta_batch_size={mini5shot_meta_batch_size}', '--update_batch_size=5'],
+                   60000, [mini_row('miniImagenet 5-way 5-shot', 5, 63.11, 0.92)]),
+        Experiment('miniimagenet1shot_fo', 'miniimagenet',
+                   MINI + ['--meta_batch_size=4', '--update_batch_size=1', '--stop_grad=True'], 60000,
+                   [mini_row('miniImagenet 5-way 1-shot, first order', 1, 48.07, 1.75)]),
+        Experiment('miniimagenet5shot_fo', 'miniimagenet',
+                   MINI + [f'--meta_batch_size={mini5shot_meta_batch_size}', '--update_batch_size=5',
+                           '--stop_grad=True'], 60000,
+                   [mini_row('miniImagenet 5-way 5-shot, first order', 5, 63.15, 0.91)]),
+    ]
+
+
+def experiment_folder(logdir, exp):
+    """logs/<name>/<the original's experiment name>, as main.py computes it."""
+    f = exp.flag
+    name = utils.exp_string(int(f('num_classes', 5)), int(f('meta_batch_size', 25)),
+                            int(f('update_batch_size', 5)), int(f('num_updates', 1)),
+                            float(f('update_lr', 1e-3)), int(f('num_filters', 64)),
+                            f('max_pool') == 'True', f('stop_grad') == 'True', f('baseline'),
+                            f('norm', 'batch_norm'))
+    return os.path.join(logdir, exp.name, name)
+
+
+def eval_csv(logdir, exp, k):
+    return os.path.join(experiment_folder(logdir, exp),
+                        utils.eval_basename(k, float(exp.flag('update_lr', 1e-3))) + '.csv')

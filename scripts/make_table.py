@@ -1,0 +1,80 @@
+"""Write the results table: the paper's number beside ours, from our evaluation CSVs.
+
+  python scripts/make_table.py [--logdir logs] [--out logs/results.md]
+
+A cell whose evaluation does not exist says 'not yet run'; nothing is filled from the paper.
+"""
+import argparse
+import os
+import sys
+
+import tensorflow.compat.v1 as tf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import experiments  # noqa: E402
+from experiments import Experiment, Row  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402
+
+REFERENCE = Experiment('miniimagenet1shot_reference', 'miniimagenet',
+                       experiments.MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 59000,
+                       [Row('miniImagenet 5-way 1-shot, released checkpoint model59000', 1, 10, 48.70, 1.84)])
+HEADER = ('| experiment | paper | ours | step | iterations | inside paper interval |\n'
+          '|---|---|---|---|---|---|')
+
+
+def iterations_trained(folder, exp):
+    if exp is REFERENCE:
+        return '59000 (released by the original authors)'
+    state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
+    if state is None:
+        return 'none'
+    return os.path.basename(state.model_checkpoint_path)[len('model'):]
+
+
+def fmt(value, ci, percent):
+    if value is None:
+        return '-'
+    scale, digits = (100, 2) if percent else (1, 3)
+    return f'{value * scale:.{digits}f}' + (f' +- {ci * scale:.{digits}f}' if ci is not None else '')
+
+
+def table_row(logdir, exp, row):
+    percent = exp.datasource != 'sinusoid'
+    paper = '-' if row.paper is None else (
+        f'{row.paper:.2f}' + (f' +- {row.paper_ci:.2f}' if row.paper_ci is not None else ''))
+    path = experiments.eval_csv(logdir, exp, row.eval_k)
+    iterations = iterations_trained(os.path.dirname(path), exp)
+    if not os.path.isfile(path):
+        return f'| {row.label} | {paper} | not yet run | {row.step} | {iterations} | - |'
+    means, _, ci95 = utils.read_eval_csv(path)
+    ours = fmt(means[row.step], ci95[row.step], percent)
+    inside = '-'
+    if row.paper_ci is not None:
+        value = means[row.step] * (100 if percent else 1)
+        inside = 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
+    return f'| {row.label} | {paper} | {ours} | {row.step} | {iterations} | {inside} |'
+
+
+def make_table(logdir):
+    lines = [HEADER]
+    for exp in experiments.experiments() + [REFERENCE]:
+        lines += [table_row(logdir, exp, row) for row in exp.rows]
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--logdir', default='logs')
+    parser.add_argument('--out', default=None, help='also write the table here')
+    args = parser.parse_args()
+    table = make_table(args.logdir)
+    print(table)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(table)
+
+
+if __name__ == '__main__':
+    main()
