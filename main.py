@@ -1,4 +1,4 @@
-"""Train and evaluate MAML (Finn, Abbeel & Levine, ICML 2017).
+r"""Train and evaluate MAML (Finn, Abbeel & Levine, ICML 2017).
 
 Usage:
   Sinusoid (paper settings):
