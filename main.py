@@ -248,9 +248,8 @@ class Trainer:
                 self.validate(done)
 
     def validate(self, done):
-        _, _, metrics = self.sess.run(
-            [self.graph.pre_loss, self.graph.meta_losses, self.graph.mean_metrics],
-            self.graph.feed(self.batch(done, split='val')))
+        metrics = self.sess.run(self.graph.mean_metrics,
+                                self.graph.feed(self.batch(done, split='val')))
         print(f'  validation accuracy: pre {metrics[0]:.4f}, post {metrics[-1]:.4f}', flush=True)
         if self.writer:
             write_summary(self.writer, {'Validation pre-update accuracy': metrics[0],

@@ -5,8 +5,10 @@ The normalisation functions here are written out by hand instead of calling
 mean inside the variance, which leaves first derivatives right but makes the
 second derivatives that MAML needs wrong (see SPEC section 4).
 """
+import csv
 import math
 import os
+import pickle
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -100,8 +102,6 @@ def summarize_per_step(values):
 
 def write_eval_results(folder, basename, values):
     """Write the reference's CSV (header, means, stds, ci95) and pickle ({'mses': values})."""
-    import csv
-    import pickle
     values = np.asarray(values)
     means, stds, ci95 = summarize_per_step(values)
     csv_path = os.path.join(folder, basename + '.csv')
@@ -118,7 +118,6 @@ def write_eval_results(folder, basename, values):
 
 def read_eval_csv(path):
     """Inverse of write_eval_results' CSV: (means, stds, ci95) as float arrays."""
-    import csv
     with open(path, newline='') as f:
         rows = list(csv.reader(f))
     return tuple(np.array([float(v) for v in row]) for row in rows[1:4])

@@ -11,6 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import main  # noqa: E402
 import utils  # noqa: E402
 
 SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=10']
@@ -46,12 +47,6 @@ class Experiment:
         if self.pretrain:
             return [f'--pretrain_iterations={n}', '--metatrain_iterations=0']
         return [f'--metatrain_iterations={n}']
-
-    def flag(self, name, default=None):
-        for f in self.train_flags:
-            if f.startswith(f'--{name}='):
-                return f.split('=', 1)[1]
-        return default
 
 
 def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_iterations=60000):
@@ -93,17 +88,19 @@ def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_itera
     ]
 
 
+def parsed_flags(exp):
+    """main.py's flags as this experiment sets them (main's own definitions and defaults)."""
+    main.FLAGS.unparse_flags()
+    main.FLAGS(['main.py'] + exp.train_flags)
+    return main.FLAGS
+
+
 def experiment_folder(logdir, exp):
-    """logs/<name>/<the original's experiment name>, as main.py computes it."""
-    f = exp.flag
-    name = utils.exp_string(int(f('num_classes', 5)), int(f('meta_batch_size', 25)),
-                            int(f('update_batch_size', 5)), int(f('num_updates', 1)),
-                            float(f('update_lr', 1e-3)), int(f('num_filters', 64)),
-                            f('max_pool') == 'True', f('stop_grad') == 'True', f('baseline'),
-                            f('norm', 'batch_norm'))
-    return os.path.join(logdir, exp.name, name)
+    """logs/<name>/<the original's experiment name>, exactly as main.py computes it."""
+    parsed_flags(exp)
+    return os.path.join(logdir, exp.name, os.path.basename(main.experiment_dir()))
 
 
 def eval_csv(logdir, exp, k):
-    return os.path.join(experiment_folder(logdir, exp),
-                        utils.eval_basename(k, float(exp.flag('update_lr', 1e-3))) + '.csv')
+    lr = parsed_flags(exp).update_lr
+    return os.path.join(experiment_folder(logdir, exp), utils.eval_basename(k, lr) + '.csv')

@@ -87,7 +87,7 @@ def train_and_evaluate(exp, args):
         return False
     folder = experiments.experiment_folder(args.logdir, exp)
     checkpoint_time = os.path.getmtime(os.path.join(folder, 'checkpoint'))
-    train_k = exp.flag('update_batch_size')
+    train_k = experiments.parsed_flags(exp).update_batch_size
     for k in sorted({row.eval_k for row in exp.rows}):
         csv_path = experiments.eval_csv(args.logdir, exp, k)
         if os.path.isfile(csv_path) and os.path.getmtime(csv_path) > checkpoint_time:
