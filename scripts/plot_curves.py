@@ -1,0 +1,59 @@
+"""Learning curves from TensorBoard event files: post-update loss or accuracy against
+iteration, one line per run. Needs matplotlib (pip install -r requirements-plots.txt).
+
+  python scripts/plot_curves.py logs/sine_maml logs/sine_pretrained \
+      --tag 'Post-update loss, step 1' --out logs/figures/sinusoid_curves.png
+"""
+import argparse
+import glob
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+
+def read_scalars(run_dir, tag):
+    """(steps, values) of `tag` from every event file below run_dir, sorted by step;
+    a resumed run's later files override earlier values of the same step."""
+    points = {}
+    files = glob.glob(os.path.join(run_dir, '**', 'events.out.tfevents.*'), recursive=True)
+    for path in sorted(files, key=os.path.getmtime):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    points[event.step] = value.simple_value
+    steps = sorted(points)
+    return steps, [points[s] for s in steps]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('runs', nargs='+', help='run folders (searched recursively for event files)')
+    parser.add_argument('--tag', default='Post-update loss, step 1')
+    parser.add_argument('--out', default='logs/figures/curves.png')
+    parser.add_argument('--log_y', action='store_true')
+    args = parser.parse_args()
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for run in args.runs:
+        steps, values = read_scalars(run, args.tag)
+        if not steps:
+            raise SystemExit(f'error: no "{args.tag}" summaries under {run}')
+        ax.plot(steps, values, label=os.path.basename(run.rstrip('/')))
+    ax.set_xlabel('iteration')
+    ax.set_ylabel(args.tag)
+    if args.log_y:
+        ax.set_yscale('log')
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
+    fig.savefig(args.out, dpi=100)
+    print(f'Wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

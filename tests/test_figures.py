@@ -1,0 +1,26 @@
+"""The figure scripts' data (matplotlib itself is optional and not needed here)."""
+import os
+import sys
+
+import numpy as np
+
+from tests.conftest import ROOT
+from tests.test_main import SINE, run_main, sine_dir
+
+sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+import plot_curves  # noqa: E402
+import plot_sinusoid  # noqa: E402
+
+
+def test_curves_and_sinusoid_predictions_from_a_short_run(tmp_path):
+    run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=300', '--meta_lr=0.01')
+    steps, values = plot_curves.read_scalars(str(tmp_path), 'Post-update loss, step 1')
+    assert steps == [100, 200, 300] and all(np.isfinite(values))
+    assert plot_curves.read_scalars(str(tmp_path), 'no such tag') == ([], [])
+    task = plot_sinusoid.sample_task(5, seed=0)
+    points = task['inputa'][0, :, 0]
+    preds = plot_sinusoid.sinusoid_predictions(os.path.join(sine_dir(str(tmp_path)), 'model300'),
+                                               task, points, update_lr=0.01)
+    assert preds.shape == (11, 5)
+    errors = ((preds - task['labela'][0, :, 0]) ** 2).mean(axis=1)
+    assert errors[10] < errors[0]      # adapting on the K points fits them better
