@@ -36,8 +36,10 @@ def iterations_trained(folder, exp):
 def fmt(value, ci, percent):
     if value is None:
         return '-'
-    scale, digits = (100, 2) if percent else (1, 3)
-    return f'{value * scale:.{digits}f}' + (f' +- {ci * scale:.{digits}f}' if ci is not None else '')
+    """Accuracy in % with 2 decimals; MSE with 3 significant digits and its interval
+    with 2 (the oracle's MSE is about 0.001)."""
+    spec, ci_spec, scale = ('.2f', '.2f', 100) if percent else ('.3g', '.2g', 1)
+    return f'{value * scale:{spec}}' + (f' +- {ci * scale:{ci_spec}}' if ci is not None else '')
 
 
 def table_row(logdir, exp, row):
