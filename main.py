@@ -177,7 +177,8 @@ class Trainer:
         self.global_step, self.ops = maml.build_train_ops(
             self.graph, FLAGS.meta_lr, clip, pretrain=FLAGS.pretrain_iterations > 0 or oracle,
             metatrain=FLAGS.metatrain_iterations > 0 and not oracle)
-        self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=3)
+        # relative paths in the state file, so a committed or moved run still resumes
+        self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=3, save_relative_paths=True)
         self.sess = new_session()
         self.writer = tf.summary.FileWriter(exp_dir) if FLAGS.log else None
         self.print_interval = FLAGS.print_interval or (1000 if FLAGS.datasource == 'sinusoid' else 100)

@@ -2,6 +2,7 @@
 import csv
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +41,9 @@ def checkpoint_values(path):
 def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path):
     straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
     run_main(*SINE, f'--logdir={straight}', '--metatrain_iterations=40', '--save_interval=20')
-    run_main(*SINE, f'--logdir={split}', '--metatrain_iterations=20', '--save_interval=20')
+    first = str(tmp_path / 'first')
+    run_main(*SINE, f'--logdir={first}', '--metatrain_iterations=20', '--save_interval=20')
+    shutil.move(first, split)   # a committed run is resumed from another path
     resumed = run_main(*SINE, f'--logdir={split}', '--metatrain_iterations=40', '--save_interval=20')
     assert 'iterations 21..40' in resumed.stdout
     a = checkpoint_values(os.path.join(sine_dir(straight), 'model40'))
