@@ -319,7 +319,8 @@ def evaluate(tasks, exp_dir):
             print(f'  {i + 1} tasks', flush=True)
     os.makedirs(exp_dir, exist_ok=True)
     csv_path = utils.write_eval_results(
-        exp_dir, utils.eval_basename(FLAGS.update_batch_size, FLAGS.update_lr), values)
+        exp_dir, utils.eval_basename(FLAGS.update_batch_size, FLAGS.update_lr), values,
+        checkpoint=os.path.basename(checkpoint))
     print_eval_table(values)
     print(f'Wrote {csv_path}')
 

@@ -100,8 +100,12 @@ def summarize_per_step(values):
     return means, stds, ci95
 
 
-def write_eval_results(folder, basename, values):
-    """Write the reference's CSV (header, means, stds, ci95) and pickle ({'mses': values})."""
+def write_eval_results(folder, basename, values, checkpoint=None):
+    """Write the reference's CSV (header, means, stds, ci95) and pickle ({'mses': values}).
+
+    The pickle also names the evaluated checkpoint ('checkpoint': 'model60000'), so a
+    table made later knows which iteration the numbers belong to.
+    """
     values = np.asarray(values)
     means, stds, ci95 = summarize_per_step(values)
     csv_path = os.path.join(folder, basename + '.csv')
@@ -112,7 +116,7 @@ def write_eval_results(folder, basename, values):
         writer.writerow(stds)
         writer.writerow(ci95)
     with open(os.path.join(folder, basename + '.pkl'), 'wb') as f:
-        pickle.dump({'mses': values}, f)
+        pickle.dump({'mses': values, 'checkpoint': checkpoint}, f)
     return csv_path
 
 

@@ -6,6 +6,7 @@ A cell whose evaluation does not exist says 'not yet run'; nothing is filled fro
 """
 import argparse
 import os
+import pickle
 import sys
 
 import tensorflow.compat.v1 as tf
@@ -24,9 +25,18 @@ HEADER = ('| experiment | paper | ours | step | iterations | inside paper interv
           '|---|---|---|---|---|---|')
 
 
-def iterations_trained(folder, exp):
+def iterations_trained(csv_path, exp):
+    """The iterations behind an evaluation: the checkpoint its pickle names, else
+    (older evaluations) the run's latest checkpoint."""
     if exp is REFERENCE:
         return '59000 (released by the original authors)'
+    pkl_path = csv_path[:-len('.csv')] + '.pkl'
+    if os.path.isfile(pkl_path):
+        with open(pkl_path, 'rb') as f:
+            checkpoint = pickle.load(f).get('checkpoint')
+        if checkpoint:
+            return checkpoint[len('model'):]
+    folder = os.path.dirname(csv_path)
     state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
     if state is None:
         return 'none'
@@ -47,7 +57,7 @@ def table_row(logdir, exp, row):
     paper = '-' if row.paper is None else (
         f'{row.paper:.2f}' + (f' +- {row.paper_ci:.2f}' if row.paper_ci is not None else ''))
     path = experiments.eval_csv(logdir, exp, row.eval_k)
-    iterations = iterations_trained(os.path.dirname(path), exp)
+    iterations = iterations_trained(path, exp)
     if not os.path.isfile(path):
         return f'| {row.label} | {paper} | not yet run | {row.step} | {iterations} | - |'
     means, _, ci95 = utils.read_eval_csv(path)

@@ -94,8 +94,10 @@ def test_evaluation_writes_reference_csv_and_pickle(tmp_path):
     assert rows[0] == [f'update{i}' for i in range(11)]
     assert len(rows) == 4 and all(len(r) == 11 for r in rows)
     with open(os.path.join(folder, 'test_ubs10_stepsize0.01.pkl'), 'rb') as f:
-        mses = pickle.load(f)['mses']
+        results = pickle.load(f)
+    mses = results['mses']
     assert mses.shape == (7, 11)
+    assert results['checkpoint'] == 'model5'   # what the table reports as iterations
     np.testing.assert_allclose([float(v) for v in rows[1]], mses.mean(0), rtol=1e-6)
     np.testing.assert_allclose([float(v) for v in rows[3]], 1.96 * mses.std(0) / np.sqrt(7), rtol=1e-6)
     assert 'step 10: MSE' in proc.stdout
