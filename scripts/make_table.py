@@ -2,7 +2,8 @@
 
   python scripts/make_table.py [--logdir logs] [--out logs/results.md]
 
-A cell whose evaluation does not exist says 'not yet run'; nothing is filled from the paper.
+A cell whose evaluation does not exist says 'not yet run' (or 'not yet evaluated' while its
+training is under way); nothing is filled from the paper.
 """
 import argparse
 import os
@@ -59,7 +60,8 @@ def table_row(logdir, exp, row):
     path = experiments.eval_csv(logdir, exp, row.eval_k)
     iterations = iterations_trained(path, exp)
     if not os.path.isfile(path):
-        return f'| {row.label} | {paper} | not yet run | {row.step} | {iterations} | - |'
+        status = 'not yet run' if iterations == 'none' else 'not yet evaluated'
+        return f'| {row.label} | {paper} | {status} | {row.step} | {iterations} | - |'
     means, _, ci95 = utils.read_eval_csv(path)
     ours = fmt(means[row.step], ci95[row.step], percent)
     inside = '-'
