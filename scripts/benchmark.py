@@ -19,16 +19,17 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np  # noqa: E402
 
 # name: (model settings, meta batch, K, query examples per class, inner steps, clip)
+OMNIGLOT = dict(dim_input=784, loss='xent', norm='batch_norm')
+MINI = dict(dim_input=21168, dim_output=5, loss='xent', norm='batch_norm', update_lr=0.01, conv=True,
+            img_size=84, channels=3, num_filters=32, max_pool=True, flatten_features=True)
 CONFIGS = {
     'sinusoid': (dict(dim_input=1, dim_output=1, loss='mse', update_lr=0.01, norm='None'), 25, 10, 10, 1, None),
-    'omniglot5way': (dict(dim_input=784, dim_output=5, loss='xent', update_lr=0.4, conv=True), 32, 1, 1, 1, None),
-    'omniglot20way': (dict(dim_input=784, dim_output=20, loss='xent', update_lr=0.1, conv=True), 16, 1, 1, 5, None),
-    'miniimagenet1shot': (dict(dim_input=21168, dim_output=5, loss='xent', update_lr=0.01, conv=True,
-                               img_size=84, channels=3, num_filters=32, max_pool=True,
-                               flatten_features=True), 4, 1, 15, 5, 10.0),
-    'miniimagenet5shot': (dict(dim_input=21168, dim_output=5, loss='xent', update_lr=0.01, conv=True,
-                               img_size=84, channels=3, num_filters=32, max_pool=True,
-                               flatten_features=True), 4, 5, 15, 5, 10.0),
+    'omniglot5way': (dict(OMNIGLOT, dim_output=5, update_lr=0.4, conv=True), 32, 1, 1, 1, None),
+    'omniglot5way_fc': (dict(OMNIGLOT, dim_output=5, update_lr=0.4, dim_hidden=(256, 128, 64, 64)),
+                        32, 1, 1, 1, None),
+    'omniglot20way': (dict(OMNIGLOT, dim_output=20, update_lr=0.1, conv=True), 16, 1, 1, 5, None),
+    'miniimagenet1shot': (MINI, 4, 1, 15, 5, 10.0),
+    'miniimagenet5shot': (MINI, 4, 5, 15, 5, 10.0),
 }
 
 
