@@ -120,6 +120,12 @@ def write_eval_results(folder, basename, values, checkpoint=None):
     return csv_path
 
 
+def read_eval_pickle(csv_path):
+    """The pickle written beside an evaluation CSV: {'mses': [tasks, steps + 1], 'checkpoint'}."""
+    with open(csv_path[:-len('.csv')] + '.pkl', 'rb') as f:
+        return pickle.load(f)
+
+
 def read_eval_csv(path):
     """Inverse of write_eval_results' CSV: (means, stds, ci95) as float arrays."""
     with open(path, newline='') as f:

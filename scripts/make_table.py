@@ -7,7 +7,6 @@ training is under way); nothing is filled from the paper.
 """
 import argparse
 import os
-import pickle
 import sys
 
 import tensorflow.compat.v1 as tf
@@ -27,16 +26,13 @@ HEADER = ('| experiment | paper | ours | step | iterations | inside paper interv
 
 
 def iterations_trained(csv_path, exp):
-    """The iterations behind an evaluation: the checkpoint its pickle names, else
-    (older evaluations) the run's latest checkpoint."""
+    """The iterations behind an evaluation: the checkpoint its pickle names. Without an
+    evaluation (or one from before pickles named it): the run's latest checkpoint."""
     if exp is REFERENCE:
         return '59000 (released by the original authors)'
-    pkl_path = csv_path[:-len('.csv')] + '.pkl'
-    if os.path.isfile(pkl_path):
-        with open(pkl_path, 'rb') as f:
-            checkpoint = pickle.load(f).get('checkpoint')
-        if checkpoint:
-            return checkpoint[len('model'):]
+    checkpoint = utils.read_eval_pickle(csv_path).get('checkpoint') if os.path.isfile(csv_path) else None
+    if checkpoint:
+        return checkpoint[len('model'):]
     folder = os.path.dirname(csv_path)
     state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
     if state is None:
@@ -45,10 +41,10 @@ def iterations_trained(csv_path, exp):
 
 
 def fmt(value, ci, percent):
-    if value is None:
-        return '-'
     """Accuracy in % with 2 decimals; MSE with 3 significant digits and its interval
     with 2 (the oracle's MSE is about 0.001)."""
+    if value is None:
+        return '-'
     spec, ci_spec, scale = ('.2f', '.2f', 100) if percent else ('.3g', '.2g', 1)
     return f'{value * scale:{spec}}' + (f' +- {ci * scale:{ci_spec}}' if ci is not None else '')
 

@@ -11,7 +11,6 @@ repeated inner steps diverge (README, Results).
 import argparse
 import glob
 import os
-import pickle
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -85,10 +84,9 @@ def main():
     print(f'{checkpoint}, K={args.k}: top Hessian eigenvalue over {args.tasks} tasks: '
           f'median {np.median(eigenvalues):.0f}, 90% {np.percentile(eigenvalues, 90):.0f}, '
           f'max {eigenvalues.max():.0f}; above 2/alpha = {limit:.0f} on {np.sum(eigenvalues > limit)}')
-    pkl = os.path.join(os.path.dirname(checkpoint), utils.eval_basename(args.k, args.update_lr) + '.pkl')
-    if os.path.isfile(pkl):
-        with open(pkl, 'rb') as f:
-            last = pickle.load(f)['mses'][:args.tasks, -1]
+    csv_path = os.path.join(os.path.dirname(checkpoint), utils.eval_basename(args.k, args.update_lr) + '.csv')
+    if os.path.isfile(csv_path):
+        last = utils.read_eval_pickle(csv_path)['mses'][:args.tasks, -1]
         diverged = ~np.isfinite(last) | (last > 10)
         for i in np.flatnonzero(diverged):
             print(f'  task {i}: eigenvalue {eigenvalues[i]:.0f}, amplitude {amplitudes[i]:.2f}, '
