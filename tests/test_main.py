@@ -66,6 +66,23 @@ def test_relaunching_a_finished_run_says_so_and_exits_0(tmp_path):
     assert 'Nothing to train' in zero.stdout
 
 
+def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path):
+    from scripts import keep_latest_checkpoint
+    run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=10', '--save_interval=4')
+    folder = sine_dir(str(tmp_path))
+    keep, deleted = keep_latest_checkpoint.keep_latest(folder)
+    assert keep == 'model10' and len(deleted) == 4          # model4, model8: .index and .data
+    assert sorted(f for f in os.listdir(folder) if f.startswith('model')) == [
+        'model10.data-00000-of-00001', 'model10.index']
+    assert tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths == [
+        os.path.join(folder, 'model10')]
+    resumed = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=12', '--save_interval=4')
+    assert 'iterations 11..12' in resumed.stdout
+    os.remove(os.path.join(folder, 'model12.index'))
+    with pytest.raises(FileNotFoundError, match='model12.index is missing'):
+        keep_latest_checkpoint.keep_latest(folder)
+
+
 def test_evaluation_without_checkpoint_is_one_line_error(tmp_path):
     proc = run_main(*SINE, f'--logdir={tmp_path}', '--train=False', check=False)
     assert proc.returncode == 1
