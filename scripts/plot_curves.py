@@ -14,12 +14,18 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")
 
 
+def event_file_time(path):
+    """The creation time TensorFlow writes into an event file's name
+    (events.out.tfevents.<unix time>.<host>); file mtimes are all alike in a fresh clone."""
+    return int(os.path.basename(path).split('.')[3])
+
+
 def read_scalars(run_dir, tag):
     """(steps, values) of `tag` from every event file below run_dir, sorted by step;
     a resumed run's later files override earlier values of the same step."""
     points = {}
     files = glob.glob(os.path.join(run_dir, '**', 'events.out.tfevents.*'), recursive=True)
-    for path in sorted(files, key=os.path.getmtime):
+    for path in sorted(files, key=event_file_time):
         for event in tf.train.summary_iterator(path):
             for value in event.summary.value:
                 if value.tag == tag:

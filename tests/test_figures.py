@@ -24,3 +24,25 @@ def test_curves_and_sinusoid_predictions_from_a_short_run(tmp_path):
     assert preds.shape == (11, 5)
     errors = ((preds - task['labela'][0, :, 0]) ** 2).mean(axis=1)
     assert errors[10] < errors[0]      # adapting on the K points fits them better
+
+
+def write_event_file(path, step, value, scratch):
+    """An event file holding one 'Post-update loss, step 1' scalar, at `path`."""
+    import tensorflow.compat.v1 as tf
+    writer = tf.summary.FileWriter(scratch)
+    summary = tf.Summary(value=[tf.Summary.Value(tag='Post-update loss, step 1', simple_value=value)])
+    writer.add_summary(summary, step)
+    writer.close()
+    (written,) = os.listdir(scratch)
+    os.rename(os.path.join(scratch, written), path)
+
+
+def test_a_resumed_runs_newer_event_file_wins_whatever_the_mtimes(tmp_path):
+    run = tmp_path / 'run'
+    run.mkdir()
+    old = str(run / 'events.out.tfevents.1000.host')
+    new = str(run / 'events.out.tfevents.2000.host')
+    write_event_file(old, 100, 1.0, str(tmp_path / 'scratch1'))
+    write_event_file(new, 100, 2.0, str(tmp_path / 'scratch2'))
+    os.utime(new, (1, 1))              # as after a fresh clone: mtimes say nothing
+    assert plot_curves.read_scalars(str(run), 'Post-update loss, step 1') == ([100], [2.0])
