@@ -222,11 +222,10 @@ class Trainer:
         stop = StopRequest()
         meter = ProgressMeter(self.print_interval, self.total, start)
         for itr in range(start, self.total):
-            fetches = [self.op_for(itr), self.graph.pre_loss, self.graph.meta_losses,
-                       self.graph.mean_metrics]
-            _, pre, losses, metrics = self.sess.run(fetches, self.graph.feed(self.batch(itr)))
             done = itr + 1
-            self.log(done, pre, losses, metrics, meter)
+            summarize = self.writer is not None and done % SUMMARY_INTERVAL == 0
+            results = self.sess.run(self.fetches(itr, summarize), self.graph.feed(self.batch(itr)))
+            self.log(done, results, meter)
             if done % FLAGS.save_interval == 0 or done == self.total or stop.requested:
                 self.save(done)
             if stop.requested:
@@ -234,27 +233,51 @@ class Trainer:
                 sys.exit(130)
         print(f'Finished: {self.total} iterations, checkpoint {self.exp_dir}/model{self.total}')
 
-    def log(self, done, pre, losses, metrics, meter):
-        step = FLAGS.num_updates
-        values = {'Pre-update loss': pre, f'Post-update loss, step {step}': losses[-1]}
-        if FLAGS.datasource != 'sinusoid':
-            values.update({'Pre-update accuracy': metrics[0],
-                           f'Post-update accuracy, step {step}': metrics[-1]})
-        if self.writer and done % SUMMARY_INTERVAL == 0:
-            write_summary(self.writer, values, done)
-        line = meter.update(done, list(values.values()))
+    def fetches(self, itr, summarize):
+        """The train op and the progress figures, which cost no extra forward pass.
+
+        On summary iterations also every step's b-set loss and metric, as the
+        reference's summaries held; those need the b-set forward passes of the
+        earlier steps, which the meta-gradient does not, so only then are they run.
+        """
+        graph, step = self.graph, FLAGS.num_updates
+        fetches = {'op': self.op_for(itr), 'pre_loss': graph.pre_loss,
+                   'post_loss': graph.meta_losses[step], 'pre_metric': graph.pre_metric,
+                   'post_metric': graph.mean_metrics[step]}
+        if summarize:
+            fetches.update(losses=graph.meta_losses, metrics=graph.mean_metrics)
+        return fetches
+
+    def log(self, done, results, meter):
+        classification = FLAGS.datasource != 'sinusoid'
+        names = ['pre_loss', 'post_loss'] + (['pre_metric', 'post_metric'] if classification else [])
+        line = meter.update(done, [results[n] for n in names])
+        if 'losses' in results:
+            write_summary(self.writer, summary_values(results, classification), done)
         if line:
             print(line, flush=True)
-            if FLAGS.datasource != 'sinusoid' and done % (self.print_interval * VALIDATION_EVERY_PRINTS) == 0:
+            if classification and done % (self.print_interval * VALIDATION_EVERY_PRINTS) == 0:
                 self.validate(done)
 
     def validate(self, done):
-        metrics = self.sess.run(self.graph.mean_metrics,
-                                self.graph.feed(self.batch(done, split='val')))
-        print(f'  validation accuracy: pre {metrics[0]:.4f}, post {metrics[-1]:.4f}', flush=True)
+        graph, step = self.graph, FLAGS.num_updates
+        pre, post = self.sess.run([graph.pre_metric, graph.mean_metrics[step]],
+                                  graph.feed(self.batch(done, split='val')))
+        print(f'  validation accuracy: pre {pre:.4f}, post {post:.4f}', flush=True)
         if self.writer:
-            write_summary(self.writer, {'Validation pre-update accuracy': metrics[0],
-                                        'Validation post-update accuracy': metrics[-1]}, done)
+            write_summary(self.writer, {'Validation pre-update accuracy': pre,
+                                        'Validation post-update accuracy': post}, done)
+
+
+def summary_values(results, classification):
+    """TensorBoard values of one iteration: the a-set before, the b-set after each step."""
+    values = {'Pre-update loss': results['pre_loss']}
+    values.update({f'Post-update loss, step {j}': v for j, v in enumerate(results['losses'][1:], 1)})
+    if classification:
+        values['Pre-update accuracy'] = results['pre_metric']
+        values.update({f'Post-update accuracy, step {j}': v
+                       for j, v in enumerate(results['metrics'][1:], 1)})
+    return values
 
 
 class ProgressMeter:

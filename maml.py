@@ -144,12 +144,17 @@ def task_metric(pred, label, cfg):
     return utils.mse(pred, label) if cfg.loss == 'mse' else utils.accuracy(pred, label)
 
 
-def adapt(inputa, labela, weights, norm_params, cfg, num_steps):
-    """Yield the fast weights after 1..num_steps gradient steps on the a-set."""
+def adapt(inputa, labela, weights, norm_params, cfg, num_steps, first_outputa=None):
+    """Yield the fast weights after 1..num_steps gradient steps on the a-set.
+
+    first_outputa: the network's a-set output at `weights`, when the caller has it,
+    so the first step does not build that forward pass a second time.
+    """
     fast = dict(weights)
-    for _ in range(num_steps):
-        loss = task_loss(forward(inputa, fast, norm_params, cfg), labela, cfg)
-        grads = tf.gradients(loss, list(fast.values()))
+    for step in range(num_steps):
+        outputa = first_outputa if step == 0 and first_outputa is not None else forward(
+            inputa, fast, norm_params, cfg)
+        grads = tf.gradients(task_loss(outputa, labela, cfg), list(fast.values()))
         if cfg.stop_grad:
             grads = [tf.stop_gradient(g) for g in grads]
         fast = {name: w - cfg.update_lr * g for (name, w), g in zip(fast.items(), grads)}
@@ -157,19 +162,23 @@ def adapt(inputa, labela, weights, norm_params, cfg, num_steps):
 
 
 def task_metalearn(task, weights, norm_params, cfg, num_steps):
-    """One task: losses and metrics on the b-set before and after each step.
+    """One task: the a-set loss and metric before adaptation, and on the b-set
+    the loss, metric and output before and after each step.
 
-    Returns (lossa, lossesb, metricsb, outputsb): the pre-update a-set loss, then
-    lists of num_steps + 1 entries, entry 0 before adaptation.
+    Returns (lossa, metrica, lossesb, metricsb, outputsb); the last three are lists
+    of num_steps + 1 tensors, entry 0 before adaptation. They stay separate tensors
+    (not stacked) so a fetch of step j's loss runs only the forward passes step j
+    needs: the meta-gradient uses the b-set after the last step alone.
     """
     inputa, inputb, labela, labelb = task
-    lossa = task_loss(forward(inputa, weights, norm_params, cfg), labela, cfg)
+    outputa = forward(inputa, weights, norm_params, cfg)
     outputsb = [forward(inputb, weights, norm_params, cfg)]
-    for fast in adapt(inputa, labela, weights, norm_params, cfg, num_steps):
+    for fast in adapt(inputa, labela, weights, norm_params, cfg, num_steps, outputa):
         outputsb.append(forward(inputb, fast, norm_params, cfg))
     lossesb = [task_loss(out, labelb, cfg) for out in outputsb]
     metricsb = [task_metric(out, labelb, cfg) for out in outputsb]
-    return lossa, tf.stack(lossesb), tf.stack(metricsb), tf.stack(outputsb)
+    return (task_loss(outputa, labela, cfg), task_metric(outputa, labela, cfg),
+            lossesb, metricsb, outputsb)
 
 
 # ---------------------------------------------------------------- meta-objective
@@ -177,8 +186,11 @@ class MetaGraph:
     """Placeholders, per-task results over a meta-batch, and the meta-losses.
 
     inputa/inputb: [tasks, examples, dim_input]; labels likewise with dim_output.
-    lossesb/metricsb: [tasks, num_steps + 1]; meta_losses[j]: mean over tasks of the
-    b-set loss after j steps (the reference's total_losses2[j - 1]).
+    meta_losses[j], mean_metrics[j]: means over tasks on the b-set after j steps
+    (meta_losses[j] is the reference's total_losses2[j - 1]); lossesb, metricsb,
+    outputsb: the per-task values stacked as [tasks, num_steps + 1, ...].
+    pre_loss, pre_metric: means over tasks on the a-set before adaptation (the
+    reference's total_loss1 and total_accuracy1).
     """
 
     def __init__(self, cfg, num_steps, weights, norm_params):
@@ -188,12 +200,17 @@ class MetaGraph:
         self.labela = tf.placeholder(cfg.dtype, [None, None, cfg.dim_output], 'labela')
         self.labelb = tf.placeholder(cfg.dtype, [None, None, cfg.dim_output], 'labelb')
         elems = (self.inputa, self.inputb, self.labela, self.labelb)
-        self.lossa, self.lossesb, self.metricsb, self.outputsb = tf.map_fn(
-            lambda task: task_metalearn(task, weights, norm_params, cfg, num_steps),
-            elems, fn_output_signature=(cfg.dtype,) * 4, parallel_iterations=64)
-        self.pre_loss = tf.reduce_mean(self.lossa)
-        self.meta_losses = tf.reduce_mean(self.lossesb, axis=0)
-        self.mean_metrics = tf.reduce_mean(self.metricsb, axis=0)
+        per_step = [cfg.dtype] * (num_steps + 1)
+        lossa, metrica, lossesb, metricsb, outputsb = tf.map_fn(
+            lambda task: task_metalearn(task, weights, norm_params, cfg, num_steps), elems,
+            fn_output_signature=(cfg.dtype, cfg.dtype, per_step, per_step, per_step),
+            parallel_iterations=64)
+        self.pre_loss, self.pre_metric = tf.reduce_mean(lossa), tf.reduce_mean(metrica)
+        self.meta_losses = [tf.reduce_mean(loss) for loss in lossesb]
+        self.mean_metrics = [tf.reduce_mean(metric) for metric in metricsb]
+        self.lossesb = tf.stack(lossesb, axis=1)
+        self.metricsb = tf.stack(metricsb, axis=1)
+        self.outputsb = tf.stack(outputsb, axis=1)
 
     def feed(self, batch):
         return {self.inputa: batch['inputa'], self.inputb: batch['inputb'],
