@@ -11,6 +11,7 @@ import random
 import numpy as np
 from PIL import Image
 
+from config import DATASOURCES
 from utils import UserError
 
 OMNIGLOT_FOLDER = 'omniglot_resized'
@@ -177,9 +178,10 @@ def make_tasks(datasource, data_root, splits, num_classes, oracle=False,
     if datasource == 'sinusoid':
         return SinusoidTasks(oracle=oracle)
     if datasource == 'omniglot':
-        return ImageTasks(load_omniglot(data_root, splits, omniglot_split), num_classes,
-                          rotate=True, invert=True)
-    if datasource == 'miniimagenet':
-        return ImageTasks(load_miniimagenet(data_root, splits), num_classes,
-                          rotate=False, invert=False)
-    raise UserError(f'unknown --datasource={datasource!r}')
+        images = load_omniglot(data_root, splits, omniglot_split)
+    elif datasource == 'miniimagenet':
+        images = load_miniimagenet(data_root, splits)
+    else:
+        raise UserError(f'unknown --datasource={datasource!r}')
+    source = DATASOURCES[datasource]
+    return ImageTasks(images, num_classes, rotate=source.rotate, invert=source.invert)

@@ -1,13 +1,20 @@
-"""The MAML model: networks, inner-loop adaptation and the meta-objective.
+"""The MAML model: networks, normalisation, losses, inner-loop adaptation and the
+meta-objective, and loading weights from a checkpoint.
 
-Graph mode through tf.compat.v1 with v1 control flow: on this code v2 control
-flow was measured 15x slower and 5x larger in memory (see README, Speed).
+Graph mode through tf.compat.v1 with v1 control flow, which on this code runs
+several times faster and in less memory than TF 2's control flow.
+
+The normalisation is written out by hand instead of calling `tf.nn.moments` or
+`tf.nn.fused_batch_norm`: TF 2 stops the gradient through the mean inside the
+variance, which leaves first derivatives right but the second derivatives MAML
+needs wrong. The statistics here are plain functions of the batch, as they were
+in the TensorFlow of 2017.
 """
 import dataclasses
 
 import tensorflow.compat.v1 as tf
 
-import utils
+from utils import UserError
 
 tf.get_logger().setLevel("ERROR")
 tf.disable_v2_behavior()
@@ -31,6 +38,27 @@ class ModelConfig:
     flatten_features: bool = False  # miniImagenet: flatten; Omniglot: spatial mean
     stop_grad: bool = False
     dtype: object = tf.float32
+
+
+def model_config(run, dim_input, dim_output):
+    """The ModelConfig of a run (config.RunConfig) whose data has these dimensions."""
+    source = run.source
+    cfg = ModelConfig(dim_input=dim_input, dim_output=dim_output, loss=source.loss,
+                      update_lr=run.update_lr, update_batch_size=run.update_batch_size,
+                      norm=run.norm, stop_grad=run.stop_grad, dim_hidden=source.fc_hidden)
+    if source.img_size:
+        cfg.conv, cfg.img_size, cfg.channels = run.conv, source.img_size, source.channels
+        cfg.num_filters, cfg.max_pool = run.num_filters, run.max_pool
+        cfg.flatten_features = source.flatten_features
+    return cfg
+
+
+def build_graph(cfg, num_steps, seed=0):
+    """A new default graph holding the model's variables and its MetaGraph."""
+    tf.reset_default_graph()
+    tf.set_random_seed(seed)
+    weights, norm_params = construct_weights(cfg)
+    return MetaGraph(cfg, num_steps, weights, norm_params)
 
 
 # ---------------------------------------------------------------------- weights
@@ -101,6 +129,55 @@ def conv_output_side(cfg):
     return side
 
 
+# ---------------------------------------------------------------- normalisation
+BATCH_NORM_EPSILON = 1e-3   # tf.contrib.layers.batch_norm default
+LAYER_NORM_EPSILON = 1e-12  # tf.contrib.layers.layer_norm default
+
+
+def _moments(x, axes):
+    """Mean and (biased) variance whose second derivatives are exact."""
+    mean = tf.reduce_mean(x, axes, keepdims=True)
+    variance = tf.reduce_mean(tf.square(x - mean), axes, keepdims=True)
+    return mean, variance
+
+
+def batch_norm(x, beta):
+    """Transductive batch norm: statistics of this batch, offset only, no scale."""
+    mean, variance = _moments(x, list(range(len(x.shape) - 1)))
+    return (x - mean) * tf.rsqrt(variance + BATCH_NORM_EPSILON) + beta
+
+
+def layer_norm(x, beta, gamma):
+    """Per-example normalisation over all non-batch dimensions, offset and scale."""
+    mean, variance = _moments(x, list(range(1, len(x.shape))))
+    return (x - mean) * tf.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+
+
+def normalize(x, norm, params, activation=tf.nn.relu):
+    """Apply `norm` ('batch_norm', 'layer_norm' or 'None') then the activation."""
+    if norm == 'batch_norm':
+        x = batch_norm(x, params['beta'])
+    elif norm == 'layer_norm':
+        x = layer_norm(x, params['beta'], params['gamma'])
+    elif norm != 'None':
+        raise UserError(f"unknown --norm={norm!r}; use batch_norm, layer_norm or None")
+    return activation(x) if activation is not None else x
+
+
+# ----------------------------------------------------------------------- losses
+def mse(pred, label):
+    return tf.reduce_mean(tf.square(pred - label))
+
+
+def xent(pred, label, update_batch_size):
+    """Per-example softmax cross-entropy divided by K (a vector, as the reference)."""
+    return tf.nn.softmax_cross_entropy_with_logits(logits=pred, labels=label) / update_batch_size
+
+
+def accuracy(pred, label):
+    return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(pred, -1), tf.argmax(label, -1)), pred.dtype))
+
+
 # ---------------------------------------------------------------------- forward
 def forward(inp, weights, norm_params, cfg):
     return (_forward_conv if cfg.conv else _forward_fc)(inp, weights, norm_params, cfg)
@@ -110,7 +187,7 @@ def _forward_fc(inp, weights, norm_params, cfg):
     hidden = inp
     for i, params in enumerate(norm_params):
         hidden = tf.matmul(hidden, weights[f'w{i + 1}']) + weights[f'b{i + 1}']
-        hidden = utils.normalize(hidden, cfg.norm, params)
+        hidden = normalize(hidden, cfg.norm, params)
     last = len(norm_params) + 1
     return tf.matmul(hidden, weights[f'w{last}']) + weights[f'b{last}']
 
@@ -121,7 +198,7 @@ def _forward_conv(inp, weights, norm_params, cfg):
     for i, params in enumerate(norm_params):
         conv_stride = [1, 1, 1, 1] if cfg.max_pool else stride
         hidden = tf.nn.conv2d(hidden, weights[f'conv{i + 1}'], conv_stride, 'SAME') + weights[f'b{i + 1}']
-        hidden = utils.normalize(hidden, cfg.norm, params)
+        hidden = normalize(hidden, cfg.norm, params)
         if cfg.max_pool:
             hidden = tf.nn.max_pool(hidden, stride, stride, 'VALID')
     if cfg.flatten_features:
@@ -135,13 +212,13 @@ def _forward_conv(inp, weights, norm_params, cfg):
 def task_loss(pred, label, cfg):
     """A task's scalar loss: mean MSE, or the sum of the per-example xent / K."""
     if cfg.loss == 'mse':
-        return utils.mse(pred, label)
-    return tf.reduce_sum(utils.xent(pred, label, cfg.update_batch_size))
+        return mse(pred, label)
+    return tf.reduce_sum(xent(pred, label, cfg.update_batch_size))
 
 
 def task_metric(pred, label, cfg):
     """What evaluation reports: MSE for regression, accuracy for classification."""
-    return utils.mse(pred, label) if cfg.loss == 'mse' else utils.accuracy(pred, label)
+    return mse(pred, label) if cfg.loss == 'mse' else accuracy(pred, label)
 
 
 def adapt(inputa, labela, weights, norm_params, cfg, num_steps, first_outputa=None):
@@ -195,6 +272,7 @@ class MetaGraph:
 
     def __init__(self, cfg, num_steps, weights, norm_params):
         self.cfg, self.num_steps = cfg, num_steps
+        self.weights, self.norm_params = weights, norm_params
         self.inputa = tf.placeholder(cfg.dtype, [None, None, cfg.dim_input], 'inputa')
         self.inputb = tf.placeholder(cfg.dtype, [None, None, cfg.dim_input], 'inputb')
         self.labela = tf.placeholder(cfg.dtype, [None, None, cfg.dim_output], 'labela')
@@ -240,3 +318,27 @@ def build_train_ops(graph, meta_lr, clip_value=None, pretrain=False, metatrain=T
                               for g, v in grads_and_vars]
         ops['metatrain'] = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
     return global_step, ops
+
+
+def restore_variables(sess, checkpoint, variables, require_all=False):
+    """Restore `variables` from `checkpoint` by name, checking shapes first.
+
+    Returns the names absent from the checkpoint (they keep their initial values);
+    with require_all, any absence is an error. Extra checkpoint entries are ignored.
+    """
+    stored = dict(tf.train.list_variables(checkpoint))
+    by_name = {v.op.name: v for v in variables}
+    missing = sorted(n for n in by_name if n not in stored)
+    if require_all and missing:
+        raise UserError(f'checkpoint {checkpoint} does not fit this model: it lacks '
+                        f'{", ".join(missing[:4])}{"..." if len(missing) > 4 else ""} '
+                        f'(check --datasource, --num_filters, --max_pool, --norm, --conv)')
+    present = {n: v for n, v in by_name.items() if n in stored}
+    for name, var in present.items():
+        if list(stored[name]) != var.shape.as_list():
+            raise UserError(f'checkpoint {checkpoint} does not fit this model: {name} has shape '
+                            f'{stored[name]} there and {var.shape.as_list()} here '
+                            f'(check --num_classes, --num_filters, --max_pool, --conv)')
+    if present:
+        tf.train.Saver(present).restore(sess, checkpoint)
+    return missing

@@ -71,3 +71,17 @@ def miniimagenet_source(folder, classes=(6, 5, 5), per_class=8, size=84, seed=0,
                         pixels = np.clip(colour + rng.normal(0, 20, (size, size, 3)), 0, 255)
                         Image.fromarray(pixels.astype(np.uint8)).save(os.path.join(folder, 'images', name))
     return folder
+
+
+def miniimagenet_tree(root, classes=(10, 5, 5), per_class=20, size=84, seed=0):
+    """root/miniImagenet/{train,val,test}/<wnid>/*.jpg, as prepare_miniimagenet.py writes."""
+    rng = np.random.default_rng(seed)
+    for split, num in zip(('train', 'val', 'test'), classes):
+        for c in range(num):
+            folder = os.path.join(root, 'miniImagenet', split, f'n{split[:2]}{c:06d}')
+            os.makedirs(folder)
+            colour = rng.integers(0, 256, 3)
+            for i in range(per_class):
+                pixels = np.clip(colour + rng.normal(0, 20, (size, size, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(os.path.join(folder, f'{i:04d}.jpg'))
+    return root

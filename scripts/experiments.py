@@ -8,11 +8,9 @@ sinusoid alpha 0.01 (reference: 0.001, `--sine_update_lr=0.001`), miniImagenet
 """
 import dataclasses
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import main  # noqa: E402
-import utils  # noqa: E402
+import utils
+from config import RunConfig
 
 SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=10']
 OMNI5 = ['--datasource=omniglot', '--meta_batch_size=32', '--update_batch_size=1',
@@ -93,19 +91,16 @@ def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_itera
     ]
 
 
-def parsed_flags(exp):
-    """main.py's flags as this experiment sets them (main's own definitions and defaults)."""
-    main.FLAGS.unparse_flags()
-    main.FLAGS(['main.py'] + exp.train_flags)
-    return main.FLAGS
+def run_config(exp):
+    """The RunConfig main.py builds from this experiment's training flags."""
+    return RunConfig.from_args(exp.train_flags)
 
 
 def experiment_folder(logdir, exp):
     """logs/<name>/<the original's experiment name>, exactly as main.py computes it."""
-    parsed_flags(exp)
-    return os.path.join(logdir, exp.name, os.path.basename(main.experiment_dir()))
+    return os.path.join(logdir, exp.name, run_config(exp).exp_name)
 
 
 def eval_csv(logdir, exp, k):
-    lr = parsed_flags(exp).update_lr
+    lr = run_config(exp).update_lr
     return os.path.join(experiment_folder(logdir, exp), utils.eval_basename(k, lr) + '.csv')

@@ -1,22 +1,18 @@
 """Write the results table: the paper's number beside ours, from our evaluation CSVs.
 
-  python scripts/make_table.py [--logdir logs] [--out logs/results.md]
+  python -m scripts.make_table [--logdir logs] [--out logs/results.md]
 
 A cell whose evaluation does not exist says 'not yet run' (or 'not yet evaluated' while its
 training is under way); nothing is filled from the paper.
 """
 import argparse
 import os
-import sys
 
 import tensorflow.compat.v1 as tf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import experiments  # noqa: E402
-from experiments import Experiment, Row  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402
+import utils
+from scripts import experiments
+from scripts.experiments import Experiment, Row
 
 REFERENCE = Experiment('miniimagenet1shot_reference', 'miniimagenet',
                        experiments.MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 59000,

@@ -2,14 +2,12 @@
 prediction before adaptation and after 1 and 10 steps, MAML beside the pretrained
 baseline. Needs matplotlib (pip install -r requirements-plots.txt).
 
-  python scripts/plot_sinusoid.py --maml logs/sine_maml/EXP/model70000 \
+  python -m scripts.plot_sinusoid --maml logs/sine_maml/EXP/model70000 \
       --pretrained logs/sine_pretrained/EXP/model70000 --out logs/figures/sinusoid.png
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 import numpy as np  # noqa: E402
@@ -17,7 +15,6 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import data_generator  # noqa: E402
 import maml  # noqa: E402
-import utils  # noqa: E402
 
 STEPS_SHOWN = (0, 1, 10)
 
@@ -27,11 +24,9 @@ def sinusoid_predictions(checkpoint, task, grid, update_lr, steps=10):
     k = task['inputa'].shape[1]
     cfg = maml.ModelConfig(dim_input=1, dim_output=1, loss='mse', update_lr=update_lr,
                            update_batch_size=k, norm='None')
-    tf.reset_default_graph()
-    weights, norm_params = maml.construct_weights(cfg)
-    graph = maml.MetaGraph(cfg, steps, weights, norm_params)
+    graph = maml.build_graph(cfg, steps)
     with tf.Session() as sess:
-        utils.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
+        maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
         batch = dict(task, inputb=grid[None, :, None], labelb=np.zeros((1, len(grid), 1)))
         return sess.run(graph.outputsb, graph.feed(batch))[0, :, :, 0]
 

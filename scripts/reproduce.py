@@ -14,12 +14,9 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-sys.path.insert(0, ROOT)
-import experiments  # noqa: E402
-import make_table  # noqa: E402
+from scripts import experiments, make_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SMOKE_FLAGS = ['--num_test_tasks=5', '--omniglot_split=20,20',
                '--print_interval=5', '--save_interval=5']
@@ -87,7 +84,7 @@ def train_and_evaluate(exp, args):
         return False
     folder = experiments.experiment_folder(args.logdir, exp)
     checkpoint_time = os.path.getmtime(os.path.join(folder, 'checkpoint'))
-    train_k = experiments.parsed_flags(exp).update_batch_size
+    train_k = experiments.run_config(exp).update_batch_size
     for k in sorted({row.eval_k for row in exp.rows}):
         csv_path = experiments.eval_csv(args.logdir, exp, k)
         if os.path.isfile(csv_path) and os.path.getmtime(csv_path) > checkpoint_time:

@@ -6,14 +6,13 @@ on Hessian-vector products. Gradient descent with step alpha is stable on a quad
 only while that eigenvalue stays below 2 / alpha. Used to study the tasks on which
 repeated inner steps diverge (README, Results).
 
-  python scripts/sinusoid_curvature.py logs/sine_maml [--k 5] [--update_lr 0.01]
+  python -m scripts.sinusoid_curvature logs/sine_maml [--k 5] [--update_lr 0.01]
 """
 import argparse
 import glob
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 import numpy as np  # noqa: E402
@@ -40,10 +39,11 @@ class Curvature:
     def __init__(self, checkpoint, update_lr, k):
         cfg = maml.ModelConfig(dim_input=1, dim_output=1, loss='mse', update_lr=update_lr,
                                update_batch_size=k)
-        weights, norm_params = maml.construct_weights(cfg)
+        graph = maml.build_graph(cfg, num_steps=1)
+        weights, norm_params = graph.weights, graph.norm_params
         self.x = tf.placeholder(tf.float32, [None, 1])
         self.y = tf.placeholder(tf.float32, [None, 1])
-        loss = utils.mse(maml.forward(self.x, weights, norm_params, cfg), self.y)
+        loss = maml.mse(maml.forward(self.x, weights, norm_params, cfg), self.y)
         params = list(weights.values())
         self.vector = [tf.placeholder(tf.float32, w.shape) for w in params]
         grads = tf.gradients(loss, params)
@@ -51,7 +51,7 @@ class Curvature:
                                 params)
         self.shapes = [w.shape.as_list() for w in params]
         self.sess = tf.Session()
-        utils.restore_variables(self.sess, checkpoint, maml.model_variables(), require_all=True)
+        maml.restore_variables(self.sess, checkpoint, maml.model_variables(), require_all=True)
 
     def top_eigenvalue(self, x, y, iterations, rng):
         v = [rng.normal(size=shape) for shape in self.shapes]

@@ -1,15 +1,10 @@
 """The figure scripts' data (matplotlib itself is optional and not needed here)."""
 import os
-import sys
 
 import numpy as np
 
-from tests.conftest import ROOT
-from tests.test_main import SINE, run_main, sine_dir
-
-sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-import plot_curves  # noqa: E402
-import plot_sinusoid  # noqa: E402
+from scripts import plot_curves, plot_sinusoid
+from tests.conftest import SINE, run_main, sine_dir
 
 
 def test_curves_and_sinusoid_predictions_from_a_short_run(tmp_path):

@@ -12,26 +12,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import data_generator
+from config import RunConfig
 from data import synthetic
-from tests.conftest import ROOT
-import utils
-
-SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=5', '--update_lr=0.01',
-        '--meta_batch_size=4']
-
-
-def run_main(*args, check=True):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'main.py'), *args],
-                          capture_output=True, text=True, env=env, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'main.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}')
-    return proc
-
-
-def sine_dir(logdir):
-    return os.path.join(logdir, 'cls_5.mbs_4.ubs_5.numstep1.updatelr0.01nonorm')
-
+from tests.conftest import ROOT, SINE, run_main, sine_dir
 
 def checkpoint_values(path):
     reader = tf.train.load_checkpoint(path)
@@ -169,13 +153,49 @@ def test_omniglot_20_way_5_shot_runs(tmp_path, omniglot_data):
     assert 'Finished: 1 iterations' in proc.stdout
 
 
-def test_experiment_names():
-    assert utils.exp_string(5, 25, 10, 1, 0.01, norm='None') == 'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
-    assert utils.exp_string(5, 32, 1, 1, 0.4) == 'cls_5.mbs_32.ubs_1.numstep1.updatelr0.4batchnorm'
-    assert (utils.exp_string(5, 4, 1, 5, 0.01, num_filters=32, max_pool=True) ==
-            'cls_5.mbs_4.ubs_1.numstep5.updatelr0.01hidden32maxpoolbatchnorm')
-    assert (utils.exp_string(5, 4, 5, 5, 0.01, num_filters=32, max_pool=True, stop_grad=True,
-                             norm='layer_norm') ==
-            'cls_5.mbs_4.ubs_5.numstep5.updatelr0.01hidden32maxpoolstopgradlayernorm')
-    assert utils.exp_string(5, 25, 10, 1, 0.001, baseline='oracle', norm='None').endswith(
-        'updatelr0.001oraclenonorm')
+def test_experiment_names_are_the_originals():
+    def name(*args):
+        return RunConfig.from_args(list(args)).exp_name
+    assert name(*SINE[:2], '--update_batch_size=10', '--update_lr=0.01', '--meta_batch_size=25') == \
+        'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
+    assert name('--meta_batch_size=32', '--update_batch_size=1', '--update_lr=0.4') == \
+        'cls_5.mbs_32.ubs_1.numstep1.updatelr0.4batchnorm'
+    mini = ['--meta_batch_size=4', '--update_batch_size=1', '--num_updates=5', '--update_lr=0.01',
+            '--num_filters=32', '--max_pool=True']
+    assert name(*mini) == 'cls_5.mbs_4.ubs_1.numstep5.updatelr0.01hidden32maxpoolbatchnorm'
+    assert name(*mini, '--update_batch_size=5', '--stop_grad=True', '--norm=layer_norm') == \
+        'cls_5.mbs_4.ubs_5.numstep5.updatelr0.01hidden32maxpoolstopgradlayernorm'
+    assert name('--baseline=oracle', '--norm=None').endswith('updatelr0.001oraclenonorm')
+    # evaluation with another K and alpha names the training folder
+    assert name('--update_batch_size=5', '--train_update_batch_size=1', '--update_lr=0.4',
+                '--train_update_lr=0.1').startswith('cls_5.mbs_25.ubs_1.numstep1.updatelr0.1')
+
+
+def executed_ops(trainer, itr, summarize):
+    """How many times each op type ran in one traced training step."""
+    metadata = tf.RunMetadata()
+    trainer.step(itr, summarize, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE),
+                 run_metadata=metadata)
+    counts = {}
+    for device in metadata.step_stats.dev_stats:
+        for node in device.node_stats:
+            op = node.timeline_label.split(' = ')[1].split('(')[0] if ' = ' in node.timeline_label else ''
+            counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
+def test_training_step_runs_only_the_forward_passes_the_meta_gradient_needs(tmp_path):
+    """Per task the meta-gradient needs one a-set forward pass per inner step and one
+    b-set pass after the last step: with 4 max-pooled layers, 3 tasks and 2 steps,
+    3 * (2 + 1) * 4 = 36 MaxPool ops. Summary iterations add the b-set passes before
+    and after step 1: 3 * (2 + 3) * 4 = 60."""
+    import main
+    run = RunConfig.from_args(['--datasource=miniimagenet', '--num_filters=2', '--max_pool=True',
+                               '--num_updates=2', '--meta_batch_size=3', '--update_batch_size=1',
+                               '--update_lr=0.01', '--log=False', f'--logdir={tmp_path}'])
+    images = np.random.default_rng(0).integers(0, 256, (6, 20, 84, 84, 3), dtype=np.uint8)
+    tasks = data_generator.ImageTasks({'train': images}, 5, rotate=False, invert=False)
+    trainer = main.Trainer(run, tasks)
+    trainer.restore_or_init()
+    assert executed_ops(trainer, 0, summarize=False).get('MaxPool') == 36
+    assert executed_ops(trainer, 1, summarize=True).get('MaxPool') == 60

@@ -1,9 +1,12 @@
 """The model: inner update by hand, meta-gradients against finite differences."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
 import maml
+from tests.conftest import SHARED
 
 
 def tiny_fc(**overrides):
@@ -36,10 +39,7 @@ class Built:
     """A MetaGraph with its session, variables randomised (biases and betas too)."""
 
     def __init__(self, cfg, num_steps=1, seed=0):
-        tf.reset_default_graph()
-        tf.set_random_seed(seed)
-        weights, norm_params = maml.construct_weights(cfg)
-        self.graph = maml.MetaGraph(cfg, num_steps, weights, norm_params)
+        self.graph = maml.build_graph(cfg, num_steps, seed)
         self.loss = self.graph.meta_losses[num_steps]
         self.vars = tf.trainable_variables('model/')
         self.grads = tf.gradients(self.loss, self.vars)
@@ -116,8 +116,8 @@ def test_second_order_conv_meta_gradient_matches_finite_differences(norm):
 
 def test_finite_difference_check_catches_tf_moments(monkeypatch):
     """With TF 2's own moments (stop_gradient inside the variance) the same check fails:
-    the reason utils writes its moments by hand, and proof the check can fail."""
-    monkeypatch.setattr(maml.utils, '_moments',
+    the reason maml writes its moments by hand, and proof the check can fail."""
+    monkeypatch.setattr(maml, '_moments',
                         lambda x, axes: tf.nn.moments(x, axes, keepdims=True))
     cfg = tiny_conv(norm='batch_norm')
     built = Built(cfg)
@@ -146,3 +146,26 @@ def test_first_order_gradient_differs_and_equals_gradient_at_fast_weights():
     expected = first.sess.run(tf.gradients(loss_b, list(fast.values())))
     for got, want in zip(g_first, expected):
         np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+REFERENCE = os.path.join(SHARED, 'reference', 'model59000')
+
+
+@pytest.mark.skipif(not os.path.exists(REFERENCE + '.index'), reason='../shared/reference absent')
+def test_reference_checkpoint_restores_and_every_variable_is_used():
+    cfg = maml.ModelConfig(dim_input=84 * 84 * 3, dim_output=5, loss='xent', update_lr=0.01,
+                           update_batch_size=1, norm='batch_norm', conv=True, img_size=84,
+                           channels=3, num_filters=32, max_pool=True, flatten_features=True)
+    graph = maml.build_graph(cfg, 2)
+    stored = {name for name, _ in tf.train.list_variables(REFERENCE)}
+    ours = {v.op.name for v in maml.model_variables()}
+    assert stored == ours
+    with tf.Session() as sess:
+        assert maml.restore_variables(sess, REFERENCE, maml.model_variables(), require_all=True) == []
+        reader = tf.train.load_checkpoint(REFERENCE)
+        np.testing.assert_array_equal(sess.run(graph.weights['w5']), reader.get_tensor('model/w5'))
+        rng = np.random.default_rng(0)
+        batch = {'inputa': rng.random((1, 5, cfg.dim_input)), 'inputb': rng.random((1, 5, cfg.dim_input)),
+                 'labela': np.eye(5)[None], 'labelb': np.eye(5)[None]}
+        metrics = sess.run(graph.metricsb, graph.feed(batch))
+    assert metrics.shape == (1, 3) and np.all(np.isfinite(metrics))

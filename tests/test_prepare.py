@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from data import synthetic
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT
 
 
 def listed(source, split, index):
@@ -86,31 +86,3 @@ def test_prepare_miniimagenet_errors(tmp_path):
     os.remove(os.path.join(source, 'test.csv'))
     proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
     assert proc.returncode == 1 and 'test.csv not found' in proc.stderr
-
-
-REFERENCE = os.path.join(SHARED, 'reference', 'model59000')
-
-
-@pytest.mark.skipif(not os.path.exists(REFERENCE + '.index'), reason='../shared/reference absent')
-def test_reference_checkpoint_restores_and_every_variable_is_used():
-    import tensorflow.compat.v1 as tf
-    import maml
-    import utils
-    cfg = maml.ModelConfig(dim_input=84 * 84 * 3, dim_output=5, loss='xent', update_lr=0.01,
-                           update_batch_size=1, norm='batch_norm', conv=True, img_size=84,
-                           channels=3, num_filters=32, max_pool=True, flatten_features=True)
-    tf.reset_default_graph()
-    weights, norm_params = maml.construct_weights(cfg)
-    graph = maml.MetaGraph(cfg, 2, weights, norm_params)
-    stored = {name for name, _ in tf.train.list_variables(REFERENCE)}
-    ours = {v.op.name for v in maml.model_variables()}
-    assert stored == ours
-    with tf.Session() as sess:
-        assert utils.restore_variables(sess, REFERENCE, maml.model_variables(), require_all=True) == []
-        reader = tf.train.load_checkpoint(REFERENCE)
-        np.testing.assert_array_equal(sess.run(weights['w5']), reader.get_tensor('model/w5'))
-        rng = np.random.default_rng(0)
-        batch = {'inputa': rng.random((1, 5, cfg.dim_input)), 'inputb': rng.random((1, 5, cfg.dim_input)),
-                 'labela': np.eye(5)[None], 'labelb': np.eye(5)[None]}
-        metrics = sess.run(graph.metricsb, graph.feed(batch))
-    assert metrics.shape == (1, 3) and np.all(np.isfinite(metrics))

@@ -1,0 +1,209 @@
+"""What a run is: the command-line flags, the per-datasource choices, and RunConfig.
+
+The flags keep the original's names and defaults. Everything downstream (the trainer,
+the evaluation, the scripts) reads a RunConfig built from them once, at the entry point.
+"""
+import dataclasses
+import os
+
+from absl import flags
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NORMS = ('batch_norm', 'layer_norm', 'None')
+
+
+@dataclasses.dataclass(frozen=True)
+class Datasource:
+    """The choices the original made per datasource; adding a dataset is adding a row."""
+    loss: str                        # 'mse' (regression) or 'xent' (classification)
+    print_interval: int = 100        # iterations between progress lines
+    img_size: int = 0                # image side (0: not images)
+    channels: int = 0
+    rotate: bool = False             # a random multiple of 90 degrees per class and task
+    invert: bool = False             # pixel v becomes 1 - v/255 (Omniglot: ink = 1)
+    train_query_shots: int = None    # b-set examples per class in training (None: K)
+    clip: float = None               # meta-gradients clipped to [-clip, clip]
+    flatten_features: bool = False   # flatten the last conv map (else its spatial mean)
+    fc_hidden: tuple = (256, 128, 64, 64)   # hidden widths of the FC net
+
+    @property
+    def classification(self):
+        return self.loss == 'xent'
+
+
+DATASOURCES = {
+    'sinusoid': Datasource(loss='mse', print_interval=1000, fc_hidden=(40, 40)),
+    'omniglot': Datasource(loss='xent', img_size=28, channels=1, rotate=True, invert=True),
+    'miniimagenet': Datasource(loss='xent', img_size=84, channels=3, train_query_shots=15,
+                               clip=10.0, flatten_features=True),
+}
+
+SUMMARY_INTERVAL = 100         # TensorBoard summaries
+VALIDATION_EVERY_PRINTS = 5    # a validation batch every this many progress lines
+
+
+def define_flags(fv=flags.FLAGS):
+    """Define the flags on `fv`: the original's first, then this port's additions."""
+    flags.DEFINE_enum('datasource', 'sinusoid', sorted(DATASOURCES), 'Task family.', flag_values=fv)
+    flags.DEFINE_integer('num_classes', 5, 'N in N-way classification (ignored by the sinusoid data).',
+                         flag_values=fv)
+    flags.DEFINE_enum('baseline', None, ['oracle'],
+                      'oracle: sinusoid input with amplitude and phase appended, trained by plain '
+                      'regression. (The pretrained baseline is --pretrain_iterations=N '
+                      '--metatrain_iterations=0.)', flag_values=fv)
+    flags.DEFINE_integer('pretrain_iterations', 0, 'Iterations of multi-task pretraining '
+                         '(pre-update loss).', flag_values=fv)
+    flags.DEFINE_integer('metatrain_iterations', 15000, 'Meta-training iterations.', flag_values=fv)
+    flags.DEFINE_integer('meta_batch_size', 25, 'Tasks per meta-update.', flag_values=fv)
+    flags.DEFINE_float('meta_lr', 0.001, 'Adam learning rate of the meta-update.', flag_values=fv)
+    flags.DEFINE_integer('update_batch_size', 5, 'K: examples per class for the inner update.',
+                         flag_values=fv)
+    flags.DEFINE_float('update_lr', 1e-3, 'alpha: step size of the inner gradient update.', flag_values=fv)
+    flags.DEFINE_integer('num_updates', 1, 'Inner gradient steps during training.', flag_values=fv)
+    flags.DEFINE_enum('norm', 'batch_norm', list(NORMS), 'Normalisation.', flag_values=fv)
+    flags.DEFINE_integer('num_filters', 64, 'Conv filters (the paper uses 32 for miniImagenet).',
+                         flag_values=fv)
+    flags.DEFINE_bool('conv', True, 'Conv net for images (False: FC net 256-128-64-64).', flag_values=fv)
+    flags.DEFINE_bool('max_pool', False, '2x2 max-pool after stride-1 convs instead of stride-2 convs.',
+                      flag_values=fv)
+    flags.DEFINE_bool('stop_grad', False, 'First-order MAML: no second derivatives through the '
+                      'inner step.', flag_values=fv)
+    flags.DEFINE_bool('log', True, 'Write TensorBoard summaries.', flag_values=fv)
+    flags.DEFINE_string('logdir', '/tmp/data', 'Where summaries and checkpoints go.', flag_values=fv)
+    flags.DEFINE_bool('resume', True, 'Resume training from the latest checkpoint of the experiment.',
+                      flag_values=fv)
+    flags.DEFINE_bool('train', True, 'Train (True) or evaluate (False).', flag_values=fv)
+    flags.DEFINE_integer('test_iter', -1, 'Checkpoint iteration to evaluate (-1: latest).', flag_values=fv)
+    flags.DEFINE_bool('test_set', False, 'Evaluate on the test split (False: validation split).',
+                      flag_values=fv)
+    flags.DEFINE_integer('train_update_batch_size', -1, 'K used in training, when evaluating with '
+                         'another K.', flag_values=fv)
+    flags.DEFINE_float('train_update_lr', -1, 'alpha used in training, when evaluating with another '
+                       'alpha.', flag_values=fv)
+    # Added by this port.
+    flags.DEFINE_integer('seed', 0, 'Seed for initialisation and task sampling (runs are repeatable).',
+                         flag_values=fv)
+    flags.DEFINE_integer('save_interval', 1000, 'Save the whole training state every this many '
+                         'iterations.', flag_values=fv)
+    flags.DEFINE_integer('print_interval', None,
+                         'Print mean losses every this many iterations (default: 1000 for sinusoid, '
+                         '100 for images); validation runs every 5 prints.', flag_values=fv)
+    flags.DEFINE_string('data_dir', os.path.join(HERE, 'data'),
+                        'Folder holding omniglot_resized/ and miniImagenet/.', flag_values=fv)
+    flags.DEFINE_string('checkpoint', None,
+                        'Evaluate this checkpoint (path prefix, e.g. logs/x/model60000) instead of '
+                        "the experiment folder's.", flag_values=fv)
+    flags.DEFINE_integer('test_num_updates', 10, 'Inner steps at evaluation.', flag_values=fv)
+    flags.DEFINE_integer('num_test_tasks', 600, 'Tasks in an evaluation.', flag_values=fv)
+    flags.DEFINE_list('omniglot_split', ['1100', '100'],
+                      'Omniglot characters for meta-train and validation; the rest is test.',
+                      flag_values=fv)
+    flags.DEFINE_integer('inter_op_threads', 2, 'TensorFlow inter-op threads (0: TensorFlow decides).',
+                         flag_values=fv)
+    flags.DEFINE_integer('intra_op_threads', 1, 'TensorFlow intra-op threads (0: TensorFlow decides).',
+                         flag_values=fv)
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """One run's settings: the flags' values, and what follows from them."""
+    datasource: str = 'sinusoid'
+    num_classes: int = 5
+    baseline: str = None
+    pretrain_iterations: int = 0
+    metatrain_iterations: int = 15000
+    meta_batch_size: int = 25
+    meta_lr: float = 0.001
+    update_batch_size: int = 5
+    update_lr: float = 1e-3
+    num_updates: int = 1
+    norm: str = 'batch_norm'
+    num_filters: int = 64
+    conv: bool = True
+    max_pool: bool = False
+    stop_grad: bool = False
+    log: bool = True
+    logdir: str = '/tmp/data'
+    resume: bool = True
+    train: bool = True
+    test_iter: int = -1
+    test_set: bool = False
+    train_update_batch_size: int = -1
+    train_update_lr: float = -1
+    seed: int = 0
+    save_interval: int = 1000
+    print_interval: int = None
+    data_dir: str = os.path.join(HERE, 'data')
+    checkpoint: str = None
+    test_num_updates: int = 10
+    num_test_tasks: int = 600
+    omniglot_split: tuple = ('1100', '100')
+    inter_op_threads: int = 2
+    intra_op_threads: int = 1
+
+    @classmethod
+    def from_flags(cls, fv=flags.FLAGS):
+        return cls(**{f.name: fv[f.name].value for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def from_args(cls, args):
+        """A RunConfig from command-line arguments (e.g. ['--datasource=omniglot']),
+        parsed on a private set of flags, so the caller's flags are left alone."""
+        fv = flags.FlagValues()
+        define_flags(fv)
+        fv(['main.py', *args])
+        return cls.from_flags(fv)
+
+    @property
+    def source(self):
+        return DATASOURCES[self.datasource]
+
+    @property
+    def train_k(self):
+        """K of training (train_update_batch_size; -1 means the same as now)."""
+        return self.update_batch_size if self.train_update_batch_size == -1 else self.train_update_batch_size
+
+    @property
+    def train_lr(self):
+        return self.update_lr if self.train_update_lr == -1 else self.train_update_lr
+
+    @property
+    def exp_name(self):
+        """The original's experiment folder name."""
+        name = (f'cls_{self.num_classes}.mbs_{self.meta_batch_size}.ubs_{self.train_k}'
+                f'.numstep{self.num_updates}.updatelr{self.train_lr}')
+        if self.num_filters != 64:
+            name += f'hidden{self.num_filters}'
+        if self.max_pool:
+            name += 'maxpool'
+        if self.stop_grad:
+            name += 'stopgrad'
+        if self.baseline:
+            name += self.baseline
+        return name + {'batch_norm': 'batchnorm', 'layer_norm': 'layernorm', 'None': 'nonorm'}[self.norm]
+
+    @property
+    def exp_dir(self):
+        return os.path.join(self.logdir, self.exp_name)
+
+    @property
+    def total_iterations(self):
+        return self.pretrain_iterations + self.metatrain_iterations
+
+    @property
+    def progress_interval(self):
+        return self.print_interval or self.source.print_interval
+
+    @property
+    def split_sizes(self):
+        return tuple(int(v) for v in self.omniglot_split)
+
+    def query_shots(self, training):
+        """b-set examples per class: miniImagenet trains on 15, everything else on K."""
+        if training and self.source.train_query_shots:
+            return self.source.train_query_shots
+        return self.update_batch_size
+
+    @property
+    def eval_split(self):
+        return 'test' if self.test_set else 'val'
