@@ -204,6 +204,18 @@ class RunConfig:
             return self.source.train_query_shots
         return self.update_batch_size
 
+    def training_settings(self):
+        """What makes two trainings the same run (recorded in the experiment folder).
+        The iteration count is left out: a finished run may be trained further."""
+        names = ['datasource', 'num_classes', 'baseline', 'pretrain_iterations', 'meta_batch_size',
+                 'meta_lr', 'num_updates', 'norm', 'num_filters', 'conv', 'max_pool', 'stop_grad',
+                 'seed']
+        settings = {name: getattr(self, name) for name in names}
+        settings.update(update_batch_size=self.train_k, update_lr=self.train_lr)
+        if self.datasource == 'omniglot':
+            settings['omniglot_split'] = list(self.split_sizes)
+        return settings
+
     @property
     def eval_split(self):
         return 'test' if self.test_set else 'val'

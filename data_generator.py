@@ -115,16 +115,29 @@ class ImageTasks:
 
 # ---------------------------------------------------------------------- loading
 def sorted_dirs(folder):
-    return sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    """Sub-folders, sorted (hidden ones, such as .DS_Store folders, left out)."""
+    return sorted(d for d in os.listdir(folder)
+                  if not d.startswith('.') and os.path.isdir(os.path.join(folder, d)))
 
 
-def load_class_images(folder, suffix, mode):
-    """All images of one class folder (sorted) as uint8 [n, H, W, C]."""
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(suffix))
+def load_class_images(folder, suffix, mode, size):
+    """All images of one class folder (sorted) as uint8 [n, size, size, C]; a file that is
+    not a readable size x size image is a UserError naming it."""
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(suffix) and not f.startswith('.'))
+    if not names:
+        raise UserError(f'{folder} holds no {suffix} images; prepare the data again')
     arrays = []
     for name in names:
-        with Image.open(os.path.join(folder, name)) as img:
-            arrays.append(np.asarray(img.convert(mode), dtype=np.uint8))
+        path = os.path.join(folder, name)
+        try:
+            with Image.open(path) as img:
+                array = np.asarray(img.convert(mode), dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise UserError(f'{path} is not a readable image ({err}); prepare the data again') from None
+        if array.shape[:2] != (size, size):
+            raise UserError(f'{path} is {array.shape[1]}x{array.shape[0]}, not {size}x{size}; '
+                            f'prepare the data again')
+        arrays.append(array)
     stacked = np.stack(arrays)
     return stacked[..., None] if stacked.ndim == 3 else stacked
 
@@ -146,8 +159,9 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
                   for char in sorted_dirs(os.path.join(folder, alphabet))]
     num_train, num_val = split_sizes
     if len(characters) <= num_train + num_val:
-        raise UserError(f'{folder} holds {len(characters)} characters; the split needs more than '
-                        f'{num_train + num_val}. Re-run data/prepare_omniglot.py')
+        raise UserError(f'--omniglot_split={num_train},{num_val} leaves no test characters: {folder} '
+                        f'holds {len(characters)} (the full set has 1623; if yours has fewer, '
+                        f're-run data/prepare_omniglot.py)')
     random.Random(1).shuffle(characters)
     return {'train': characters[:num_train], 'val': characters[num_train:num_train + num_val],
             'test': characters[num_train + num_val:]}
@@ -155,7 +169,8 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
 
 def load_omniglot(data_root, splits, split_sizes=OMNIGLOT_SPLIT):
     folders = omniglot_character_split(data_root, split_sizes)
-    return {s: stack_classes([load_class_images(f, '.png', 'L') for f in folders[s]],
+    size = DATASOURCES['omniglot'].img_size
+    return {s: stack_classes([load_class_images(f, '.png', 'L', size) for f in folders[s]],
                              f'Omniglot {s}') for s in splits}
 
 
@@ -167,7 +182,8 @@ def load_miniimagenet(data_root, splits):
             raise UserError(f'miniImagenet {split} images not found in {folder}; prepare them with '
                             f'`python data/prepare_miniimagenet.py --source DIR`')
         images[split] = stack_classes(
-            [load_class_images(os.path.join(folder, c), '.jpg', 'RGB') for c in sorted_dirs(folder)],
+            [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', DATASOURCES['miniimagenet'].img_size)
+             for c in sorted_dirs(folder)],
             f'miniImagenet {split}')
     return images
 

@@ -10,24 +10,48 @@ Usage:
   Evaluate: the same command plus --train=False [--test_set=True] [--update_batch_size=K
     --train_update_batch_size=K_TRAIN].
 """
+import contextlib
+import glob
 import math
 import os
 import signal
 import sys
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from absl import app
+import numpy as np
 
-from absl import app, flags  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
+import config
+import data_generator
+import utils
+from config import RunConfig
+from utils import UserError
 
-import config  # noqa: E402
-import data_generator  # noqa: E402
-import maml  # noqa: E402
-import utils  # noqa: E402
-from config import RunConfig  # noqa: E402
-from utils import UserError  # noqa: E402
+# Without an NVIDIA driver, TensorFlow's C++ start-up lines (CUDA not found, cuInit
+# failed) say nothing useful and would sit right above this program's own messages.
+NO_GPU_DRIVER = not os.path.exists('/proc/driver/nvidia/version')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3' if NO_GPU_DRIVER else '2')
+
+
+@contextlib.contextmanager
+def native_stderr_hidden(hide):
+    """Send file descriptor 2 to /dev/null meanwhile (C++ logging bypasses Python)."""
+    if not hide:
+        yield
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with native_stderr_hidden(NO_GPU_DRIVER):
+    import tensorflow.compat.v1 as tf
+    import maml
 
 config.define_flags()
 
@@ -100,6 +124,9 @@ class Trainer:
         self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=3, save_relative_paths=True)
         self.sess = new_session(run)
         self.writer = tf.summary.FileWriter(self.exp_dir) if run.log else None
+        self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
+                                             for v in tf.trainable_variables()])
+        self.last_saved = None
 
     def op_for(self, itr):
         if itr < self.run.pretrain_iterations or 'metatrain' not in self.ops:
@@ -107,16 +134,25 @@ class Trainer:
         return self.ops['metatrain']
 
     def restore_or_init(self):
+        """Initialise, then restore the newest readable checkpoint; returns its step."""
         self.sess.run(tf.global_variables_initializer())
-        latest = tf.train.latest_checkpoint(self.exp_dir) if self.run.resume else None
-        if latest is None:
+        state = tf.train.get_checkpoint_state(self.exp_dir) if self.run.resume else None
+        if state is None:
             return 0
-        missing = maml.restore_variables(self.sess, latest, tf.global_variables())
-        if missing:
-            print(f'Note: {len(missing)} variables not in {latest} start fresh: {missing[:3]}...')
-        state = tf.train.get_checkpoint_state(self.exp_dir)
-        self.saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
-        return int(self.sess.run(self.global_step))
+        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+        for kept, path in reversed(list(enumerate(paths, 1))):
+            try:
+                missing = maml.restore_variables(self.sess, path, tf.global_variables())
+            except (tf.errors.OpError, ValueError) as err:
+                print(f'Note: {os.path.basename(path)} is unreadable ({first_line(err)}); '
+                      f'trying the checkpoint before it', flush=True)
+                continue
+            if missing:
+                print(f'Note: {len(missing)} variables not in {path} start fresh: {missing[:3]}...')
+            self.saver.recover_last_checkpoints(paths[:kept])
+            return int(self.sess.run(self.global_step))
+        raise UserError(f'no readable checkpoint in {self.exp_dir}; move the folder away to '
+                        f'start over, or give another --logdir')
 
     def batch(self, itr, split='train'):
         run = self.run
@@ -146,14 +182,26 @@ class Trainer:
         return fetches
 
     def save(self, done):
+        if not self.sess.run(self.weights_finite):
+            raise self.diverged(done, 'the weights are no longer finite')
         path = self.saver.save(self.sess, os.path.join(self.exp_dir, f'model{done}'),
                                write_meta_graph=False)
         if self.writer:
             self.writer.flush()
+        self.last_saved = os.path.basename(path)
         return path
+
+    def diverged(self, done, what):
+        kept = f'the last saved checkpoint is {self.last_saved}' if self.last_saved else 'nothing was saved'
+        return UserError(f'training diverged at iteration {done}: {what}; it was not saved and '
+                         f'{kept}. Lower --meta_lr or --update_lr and train again')
 
     def train(self):
         start, total = self.restore_or_init(), self.run.total_iterations
+        self.last_saved = f'model{start}' if start else None
+        if total == 0:
+            print('Nothing to train: --metatrain_iterations and --pretrain_iterations are both 0.')
+            return
         if start >= total:
             print(f'Nothing to train: {self.exp_dir} already holds {start} of {total} '
                   f'iterations. Evaluate it with --train=False.')
@@ -164,7 +212,11 @@ class Trainer:
         for itr in range(start, total):
             done = itr + 1
             summarize = self.writer is not None and done % config.SUMMARY_INTERVAL == 0
-            self.log(done, self.step(itr, summarize), meter)
+            results = self.step(itr, summarize)
+            if not (np.isfinite(results['pre_loss']) and np.isfinite(results['post_loss'])):
+                raise self.diverged(done, f'the loss is {results["pre_loss"]} before and '
+                                          f'{results["post_loss"]} after adaptation')
+            self.log(done, results, meter)
             if done % self.run.save_interval == 0 or done == total or stop.requested:
                 self.save(done)
             if stop.requested:
@@ -234,9 +286,23 @@ def write_summary(writer, values, step):
 
 
 # -------------------------------------------------------------- evaluation
+def checkpoint_prefix(path):
+    """A checkpoint given as its folder, its prefix, or one of its files."""
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise UserError(f'--checkpoint={path} is a folder without a checkpoint state file; '
+                            f'give a checkpoint prefix such as {os.path.join(path, "model60000")}')
+        return latest
+    for suffix in ('.index', '.meta'):
+        if path.endswith(suffix):
+            return path[:-len(suffix)]
+    return path.split('.data-')[0]
+
+
 def find_checkpoint(run):
     if run.checkpoint:
-        path = run.checkpoint
+        path = checkpoint_prefix(run.checkpoint)
     elif run.test_iter >= 0:
         path = os.path.join(run.exp_dir, f'model{run.test_iter}')
     else:
@@ -255,7 +321,10 @@ def evaluate(run, tasks):
     checkpoint = find_checkpoint(run)
     graph = build_graph(run, tasks, run.test_num_updates)
     sess = new_session(run)
-    maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
+    try:
+        maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
+    except tf.errors.OpError as err:
+        raise UserError(f'checkpoint {checkpoint} is unreadable ({first_line(err)})') from None
     print(f'Evaluating {checkpoint} on {run.num_test_tasks} {run.eval_split} tasks, '
           f'K={run.update_batch_size}, alpha={run.update_lr}, {run.test_num_updates} steps',
           flush=True)
@@ -267,12 +336,20 @@ def evaluate(run, tasks):
         values.append(sess.run(graph.metricsb, graph.feed(batch))[0])
         if (i + 1) % 100 == 0:
             print(f'  {i + 1} tasks', flush=True)
-    os.makedirs(run.exp_dir, exist_ok=True)
-    csv_path = utils.write_eval_results(
-        run.exp_dir, utils.eval_basename(run.update_batch_size, run.update_lr), values,
-        checkpoint=os.path.basename(checkpoint))
+    utils.check_writable(run.exp_dir)
+    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split, run.num_test_tasks)
+    moved = utils.set_aside_other_checkpoints_result(run.exp_dir, name, os.path.basename(checkpoint))
+    if moved:
+        print(f'The result of another checkpoint under {name} is kept as {moved}')
+    csv_path = utils.write_eval_results(run.exp_dir, name, values, checkpoint=os.path.basename(checkpoint),
+                                        split=run.eval_split)
     print_eval_table(values, 'accuracy' if run.source.classification else 'MSE')
     print(f'Wrote {csv_path}')
+
+
+def first_line(err):
+    text = getattr(err, 'message', None) or str(err)
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
 def print_eval_table(values, what):
@@ -286,9 +363,13 @@ def execute(run):
     """Train or evaluate, as the run says."""
     validate(run)
     if run.train:
-        tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'])
-        os.makedirs(run.exp_dir, exist_ok=True)
-        Trainer(run, tasks).train()
+        utils.check_writable(run.exp_dir)
+        with utils.TrainingLock(run.exp_dir):
+            utils.check_settings(run.exp_dir, run.training_settings())
+            for orphan in glob.glob(os.path.join(run.exp_dir, '*.tempstate*')):
+                os.remove(orphan)    # left by a save that was killed
+            tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'])
+            Trainer(run, tasks).train()
     else:
         evaluate(run, load_tasks(run, [run.eval_split]))
 

@@ -1,6 +1,7 @@
-"""What a run leaves on disk besides checkpoints: evaluation result files and
-their statistics; and UserError. No TensorFlow here."""
+"""What a run keeps on disk besides checkpoints: its settings file and lock, and
+evaluation result files with their statistics; and UserError. No TensorFlow here."""
 import csv
+import json
 import math
 import os
 import pickle
@@ -12,9 +13,115 @@ class UserError(Exception):
     """A problem the user can fix (missing data, bad setting): printed as one line."""
 
 
+# ------------------------------------------------------------------- run folder
+SETTINGS_FILE = 'settings.json'
+LOCK_FILE = 'train.lock'
+
+
+def check_writable(folder):
+    """Make `folder` and check a file can be written in it, before any training."""
+    probe = os.path.join(folder, '.write_test')
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, 'w') as f:
+            f.write('ok')
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f'cannot write to {folder} ({err.strerror}); choose another --logdir') from None
+
+
+def check_settings(folder, settings):
+    """Record the settings a folder is trained with (settings.json), or refuse in one
+    line to go on training it with other ones. A folder trained before this file
+    existed adopts the current settings."""
+    settings = json.loads(json.dumps(settings))
+    path = os.path.join(folder, SETTINGS_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        differ = [k for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
+        if differ:
+            listed = ', '.join(f'--{k}={stored.get(k)} (now {settings.get(k)})' for k in differ)
+            raise UserError(f'{folder} was trained with {listed}; resume with those settings '
+                            f'or train in another --logdir')
+        return
+    with open(path + '.tmp', 'w') as f:
+        json.dump(settings, f, indent=1, sort_keys=True)
+    os.replace(path + '.tmp', path)
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrainingLock:
+    """A file holding the process id that trains a folder, so no second process trains
+    it at the same time. A lock left by a process that no longer runs is taken over."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, LOCK_FILE)
+
+    def __enter__(self):
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            with open(self.path) as f:
+                text = f.read().strip()
+            pid = int(text) if text.isdigit() else None
+            if pid and pid != os.getpid() and process_alive(pid):
+                raise UserError(f'process {pid} is training {os.path.dirname(self.path)}; wait for it '
+                                f'or stop it (its lock is {self.path})') from None
+            os.remove(self.path)    # left by a process that was killed
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return self
+
+    def __exit__(self, *exc):
+        if os.path.exists(self.path):
+            os.remove(self.path)
+        return False
+
+
 # ------------------------------------------------------------------ result files
-def eval_basename(update_batch_size, update_lr):
-    return f'test_ubs{update_batch_size}_stepsize{update_lr}'
+EVAL_SPLIT, EVAL_TASKS = 'test', 600   # what the original's result file name means
+
+
+def eval_basename(update_batch_size, update_lr, split=EVAL_SPLIT, num_tasks=EVAL_TASKS):
+    """The original's name for a 600-task test evaluation; any other split or task count
+    says so in the name, so it never replaces a test result."""
+    name = f'test_ubs{update_batch_size}_stepsize{update_lr}'
+    if split != EVAL_SPLIT:
+        name += f'_{split}'
+    if num_tasks != EVAL_TASKS:
+        name += f'_{num_tasks}tasks'
+    return name
+
+
+def set_aside_other_checkpoints_result(folder, basename, checkpoint):
+    """Before writing an evaluation of `checkpoint`: an existing result of another
+    checkpoint under the same name is renamed to <name>_<its checkpoint>. Returns the
+    new name, or None when nothing was moved."""
+    csv_path = os.path.join(folder, basename + '.csv')
+    if not os.path.isfile(csv_path):
+        return None
+    try:
+        previous = read_eval_pickle(csv_path).get('checkpoint')
+    except (OSError, EOFError, pickle.UnpicklingError):
+        previous = None
+    if previous == checkpoint:
+        return None
+    moved = f'{basename}_{previous or "unknown_checkpoint"}'
+    for ext in ('.csv', '.pkl'):
+        if os.path.exists(os.path.join(folder, basename + ext)):
+            os.replace(os.path.join(folder, basename + ext), os.path.join(folder, moved + ext))
+    return moved
 
 
 # ------------------------------------------------------------------ statistics
@@ -27,11 +134,11 @@ def summarize_per_step(values):
     return means, stds, ci95
 
 
-def write_eval_results(folder, basename, values, checkpoint=None):
+def write_eval_results(folder, basename, values, checkpoint=None, split=None):
     """Write the reference's CSV (header, means, stds, ci95) and pickle ({'mses': values}).
 
-    The pickle also names the evaluated checkpoint ('checkpoint': 'model60000'), so a
-    table made later knows which iteration the numbers belong to.
+    The pickle also names the evaluated checkpoint ('checkpoint': 'model60000'), the
+    split and the number of tasks, so a table made later knows what the numbers are.
     """
     values = np.asarray(values)
     means, stds, ci95 = summarize_per_step(values)
@@ -43,7 +150,8 @@ def write_eval_results(folder, basename, values, checkpoint=None):
         writer.writerow(stds)
         writer.writerow(ci95)
     with open(os.path.join(folder, basename + '.pkl'), 'wb') as f:
-        pickle.dump({'mses': values, 'checkpoint': checkpoint}, f)
+        pickle.dump({'mses': values, 'checkpoint': checkpoint, 'split': split,
+                     'num_tasks': len(values)}, f)
     return csv_path
 
 

@@ -14,6 +14,7 @@ import csv
 import io
 import os
 import zipfile
+import zlib
 
 from PIL import Image
 
@@ -58,7 +59,11 @@ class ImageSource:
     def read(self, filename):
         if filename in self.members:
             archive, member = self.members[filename]
-            return archive.read(member)
+            try:
+                return archive.read(member)
+            except (zipfile.BadZipFile, zlib.error, OSError) as err:
+                raise PrepError(f'cannot read {member} in {archive.filename} ({err}); '
+                                f'the zip is damaged: download it again') from None
         with open(os.path.join(self.folder, filename), 'rb') as f:
             return f.read()
 

@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ZIPS = ('images_background.zip', 'images_evaluation.zip')
 URL = 'https://github.com/brendenlake/omniglot/raw/master/python/'
 NUM_CHARACTERS, NUM_IMAGES = 1623, 32460
+MARKER = '.prepared'   # characters, images and bytes of the verified tree
 
 
 def parse_args():
@@ -33,14 +34,36 @@ def parse_args():
     return parser.parse_args()
 
 
-def count_tree(folder):
-    """(characters, images) in an <alphabet>/<character>/*.png tree."""
-    characters = images = 0
-    for alphabet in os.listdir(folder):
-        for character in os.listdir(os.path.join(folder, alphabet)):
+def visible(names):
+    return sorted(n for n in names if not n.startswith('.'))
+
+
+def tree_summary(folder):
+    """(characters, images, bytes) in an <alphabet>/<character>/*.png tree."""
+    characters = images = size = 0
+    for alphabet in visible(os.listdir(folder)):
+        if not os.path.isdir(os.path.join(folder, alphabet)):
+            continue
+        for character in visible(os.listdir(os.path.join(folder, alphabet))):
+            path = os.path.join(folder, alphabet, character)
+            if not os.path.isdir(path):
+                continue
             characters += 1
-            images += len(os.listdir(os.path.join(folder, alphabet, character)))
-    return characters, images
+            for name in visible(os.listdir(path)):
+                images += 1
+                size += os.path.getsize(os.path.join(path, name))
+    return characters, images, size
+
+
+def is_prepared(folder, expected):
+    """Prepared means built and verified here: the marker written after the build
+    matches the tree now (counts and total size), so a damaged file is noticed."""
+    marker = os.path.join(folder, MARKER)
+    if not os.path.isfile(marker):
+        return False
+    with open(marker) as f:
+        recorded = tuple(int(v) for v in f.read().split())
+    return recorded[:2] == expected and recorded == tree_summary(folder)
 
 
 def png_members(zip_file):
@@ -73,7 +96,7 @@ def resize_zip(zip_path, out_dir):
 def main():
     args = parse_args()
     expected = (args.expect_characters, args.expect_images)
-    if os.path.isdir(args.dest) and count_tree(args.dest) == expected:
+    if is_prepared(args.dest, expected):
         print(f'{args.dest} is already prepared ({expected[0]} characters, {expected[1]} images)')
         return
     zips = [locate(name, args.source, URL + name, args.download_dir) for name in ZIPS]
@@ -81,10 +104,12 @@ def main():
     with output as partial:
         for zip_path in zips:
             resize_zip(zip_path, partial)
-        found = count_tree(partial)
-        if found != expected:
+        found = tree_summary(partial)
+        if found[:2] != expected:
             raise PrepError(f'the source is incomplete: {found[0]} characters and {found[1]} images, '
                             f'expected {expected[0]} and {expected[1]}')
+        with open(os.path.join(partial, MARKER), 'w') as f:
+            f.write(' '.join(str(v) for v in found))
         output.commit()
     print(f'Prepared {args.dest}: {expected[0]} characters, {expected[1]} images')
 

@@ -4,7 +4,7 @@ Training keeps the newest 3 checkpoints. A run committed to the repository (to r
 in another session or to ship a finished model) needs one: this deletes the others and
 rewrites the `checkpoint` state file so that it lists only the latest, by relative name.
 
-    python scripts/keep_latest_checkpoint.py logs/omniglot20way/cls_20.mbs_16.ubs_1.numstep5.updatelr0.1batchnorm
+    python -m scripts.keep_latest_checkpoint logs/omniglot20way/cls_20.mbs_16.ubs_1.numstep5.updatelr0.1batchnorm
 """
 import argparse
 import os

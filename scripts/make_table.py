@@ -17,8 +17,9 @@ from scripts.experiments import Experiment, Row
 REFERENCE = Experiment('miniimagenet1shot_reference', 'miniimagenet',
                        experiments.MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 59000,
                        [Row('miniImagenet 5-way 1-shot, released checkpoint model59000', 1, 10, 48.70, 1.84)])
-HEADER = ('| experiment | paper | ours | step | iterations | inside paper interval |\n'
-          '|---|---|---|---|---|---|')
+README_END = '<!-- /results -->'
+HEADER = ('| experiment | paper | ours | step | iterations | inside paper interval | run | note |\n'
+          '|---|---|---|---|---|---|---|---|')
 
 
 def iterations_trained(csv_path, exp):
@@ -53,14 +54,14 @@ def table_row(logdir, exp, row):
     iterations = iterations_trained(path, exp)
     if not os.path.isfile(path):
         status = 'not yet run' if iterations == 'none' else 'not yet evaluated'
-        return f'| {row.label} | {paper} | {status} | {row.step} | {iterations} | - |'
+        return f'| {row.label} | {paper} | {status} | {row.step} | {iterations} | - | {exp.name} | {row.note} |'
     means, _, ci95 = utils.read_eval_csv(path)
     ours = fmt(means[row.step], ci95[row.step], percent)
     inside = '-'
     if row.paper_ci is not None:
         value = means[row.step] * (100 if percent else 1)
         inside = 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
-    return f'| {row.label} | {paper} | {ours} | {row.step} | {iterations} | {inside} |'
+    return f'| {row.label} | {paper} | {ours} | {row.step} | {iterations} | {inside} | {exp.name} | {row.note} |'
 
 
 def make_table(logdir):
@@ -70,12 +71,37 @@ def make_table(logdir):
     return '\n'.join(lines) + '\n'
 
 
+def commands():
+    """Each run's training command, as the 'run' column names it."""
+    lines = []
+    for exp in experiments.experiments():
+        flags = ' '.join(exp.train_flags + exp.iteration_flags())
+        lines.append(f'- `{exp.name}`: `python main.py {flags} --logdir=logs/{exp.name}`')
+    return '\n'.join(lines) + '\n'
+
+
+def update_readme(path, block):
+    """Put `block` between the README's results markers."""
+    with open(path) as f:
+        text = f.read()
+    start = text.index('<!-- results')
+    start = text.index('-->', start) + len('-->\n')
+    end = text.index(README_END, start)
+    with open(path, 'w') as f:
+        f.write(text[:start] + block + text[end:])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--logdir', default='logs')
     parser.add_argument('--out', default=None, help='also write the table here')
+    parser.add_argument('--commands', action='store_true', help="also list each run's command")
+    parser.add_argument('--readme', help='replace the results block of this README')
     args = parser.parse_args()
-    table = make_table(args.logdir)
+    table = make_table(args.logdir) + ('\n' + commands() if args.commands else '')
+    if args.readme:
+        update_readme(args.readme, make_table(args.logdir) + '\nThe `run` column names the '
+                      'training command (`--logdir=logs/RUN`):\n\n' + commands())
     print(table)
     if args.out:
         with open(args.out, 'w') as f:

@@ -1,7 +1,7 @@
 """Learning curves from TensorBoard event files: post-update loss or accuracy against
 iteration, one line per run. Needs matplotlib (pip install -r requirements-plots.txt).
 
-  python scripts/plot_curves.py logs/sine_maml logs/sine_pretrained \
+  python -m scripts.plot_curves logs/sine_maml logs/sine_pretrained \
       --tag 'Post-update loss, step 1' --out logs/figures/sinusoid_curves.png
 """
 import argparse

@@ -1,0 +1,244 @@
+"""Bad settings, damaged files and careless relaunches: each ends in one clear line,
+and none destroys a checkpoint or a result."""
+import glob
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import data_generator
+import main
+import utils
+from config import RunConfig
+from data import synthetic
+from tests.conftest import ROOT, SINE, run_main, sine_dir
+from utils import UserError
+
+
+def execute(*args):
+    main.execute(RunConfig.from_args(list(args)))
+
+
+def sine(tmp_path, *args):
+    return [*SINE, f'--logdir={tmp_path}', '--log=False', *args]
+
+
+def checkpoints(tmp_path):
+    return sorted(os.path.basename(p)[:-len('.index')]
+                  for p in glob.glob(os.path.join(sine_dir(str(tmp_path)), 'model*.index')))
+
+
+# ----------------------------------------------------------------- bad settings
+@pytest.mark.parametrize('flag,message', [
+    ('--update_lr=nan', '--update_lr must be a positive finite number'),
+    ('--update_lr=inf', '--update_lr must be a positive finite number'),
+    ('--meta_lr=nan', '--meta_lr must be a positive finite number'),
+    ('--meta_lr=0', '--meta_lr must be a positive finite number'),
+    ('--meta_batch_size=0', '--meta_batch_size must be at least 1'),
+    ('--omniglot_split=abc', '--omniglot_split takes two whole numbers'),
+    ('--baseline=oracle --datasource=omniglot', '--baseline=oracle exists for --datasource=sinusoid only'),
+])
+def test_bad_settings_are_refused_before_anything_runs(tmp_path, flag, message):
+    with pytest.raises(UserError, match=message.replace('+', r'\+')):
+        execute(*sine(tmp_path), *flag.split())
+    assert not os.path.exists(sine_dir(str(tmp_path)))
+
+
+def test_an_error_is_the_last_and_only_line_on_stderr(tmp_path):
+    proc = run_main('--datasource=omniglot', f'--data_dir={tmp_path}', f'--logdir={tmp_path}', check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: Omniglot data not found')
+    if main.NO_GPU_DRIVER:      # TensorFlow's CUDA probing is kept out of the way
+        assert len(lines) == 1, proc.stderr
+
+
+def test_zero_iterations_say_what_happened(tmp_path, capsys):
+    execute(*sine(tmp_path, '--metatrain_iterations=0'))
+    assert 'Nothing to train: --metatrain_iterations and --pretrain_iterations are both 0' in \
+        capsys.readouterr().out
+
+
+# ------------------------------------------------------------- work not lost
+class PoisonedTasks(data_generator.SinusoidTasks):
+    """Sinusoid tasks whose inputs turn to NaN from the `poison_at`-th batch on."""
+
+    def __init__(self, poison_at):
+        super().__init__()
+        self.poison_at, self.batches = poison_at, 0
+
+    def sample(self, *args):
+        batch = super().sample(*args)
+        self.batches += 1
+        if self.batches >= self.poison_at:
+            batch['inputa'] = batch['inputa'] * np.nan
+        return batch
+
+
+def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoints(tmp_path):
+    run = RunConfig.from_args(sine(tmp_path, '--metatrain_iterations=30', '--save_interval=5'))
+    os.makedirs(run.exp_dir)
+    trainer = main.Trainer(run, PoisonedTasks(poison_at=13))
+    with pytest.raises(UserError, match='training diverged at iteration 13: .*the last saved '
+                                        'checkpoint is model10'):
+        trainer.train()
+    assert checkpoints(tmp_path) == ['model10', 'model5']
+
+
+def test_a_run_refuses_to_continue_with_other_settings(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=5'))
+    with pytest.raises(UserError, match=r'was trained with --meta_lr=0.001 \(now 0.01\), '
+                                        r'--seed=0 \(now 2\)'):
+        execute(*sine(tmp_path, '--metatrain_iterations=10', '--seed=2', '--meta_lr=0.01'))
+    execute(*sine(tmp_path, '--metatrain_iterations=8'))      # more iterations: the same run
+    assert checkpoints(tmp_path) == ['model5', 'model8']
+
+
+def test_a_live_lock_stops_a_second_trainer_and_a_stale_one_does_not(tmp_path):
+    folder = sine_dir(str(tmp_path))
+    os.makedirs(folder)
+    with open(os.path.join(folder, utils.LOCK_FILE), 'w') as f:
+        f.write(str(os.getppid()))          # a process that is running
+    with pytest.raises(UserError, match=f'process {os.getppid()} is training'):
+        execute(*sine(tmp_path, '--metatrain_iterations=3'))
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    with open(os.path.join(folder, utils.LOCK_FILE), 'w') as f:
+        f.write(str(dead.pid))              # left by a killed process
+    execute(*sine(tmp_path, '--metatrain_iterations=3'))
+    assert checkpoints(tmp_path) == ['model3']
+    assert not os.path.exists(os.path.join(folder, utils.LOCK_FILE))
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=5'))
+    folder = sine_dir(str(tmp_path))
+    data = glob.glob(os.path.join(folder, 'model10.data-*'))[0]
+    with open(data, 'r+b') as f:
+        f.truncate(10)
+    orphan = os.path.join(folder, 'model10.data-00000-of-00001.tempstate123')
+    open(orphan, 'w').close()
+    execute(*sine(tmp_path, '--metatrain_iterations=12', '--save_interval=5'))
+    out = capsys.readouterr().out
+    assert 'model10 is unreadable' in out and 'iterations 6..12' in out
+    assert not os.path.exists(orphan)
+
+
+def test_evaluations_of_other_splits_task_counts_and_checkpoints_keep_each_result(tmp_path, capsys):
+    execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=5'))
+    folder = sine_dir(str(tmp_path))
+    evaluate = sine(tmp_path, '--metatrain_iterations=10', '--train=False', '--num_test_tasks=4')
+    execute(*evaluate)
+    execute(*evaluate[:-1], '--num_test_tasks=600', '--test_set=True', '--test_iter=5')
+    execute(*evaluate[:-1], '--num_test_tasks=600', '--test_set=True')
+    results = sorted(f for f in os.listdir(folder) if f.endswith('.csv'))
+    assert results == ['test_ubs5_stepsize0.01.csv', 'test_ubs5_stepsize0.01_model5.csv',
+                       'test_ubs5_stepsize0.01_val_4tasks.csv']
+    stored = utils.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01.csv'))
+    assert (stored['checkpoint'], stored['split'], stored['num_tasks']) == ('model10', 'test', 600)
+    assert 'kept as test_ubs5_stepsize0.01_model5' in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- files
+def test_logdir_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / 'afile'
+    path.write_text('x')
+    with pytest.raises(UserError, match='cannot write to'):
+        execute(*SINE, f'--logdir={path}', '--metatrain_iterations=2')
+
+
+def test_checkpoint_given_as_folder_file_or_damaged(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=4', '--save_interval=2'))
+    folder = sine_dir(str(tmp_path))
+    evaluate = sine(tmp_path, '--train=False', '--num_test_tasks=2')
+    execute(*evaluate, f'--checkpoint={folder}')                      # its latest
+    execute(*evaluate, f'--checkpoint={folder}/model2.index')
+    assert utils.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01_val_2tasks.csv'))[
+        'checkpoint'] == 'model2'
+    with pytest.raises(UserError, match='without a checkpoint state file'):
+        execute(*evaluate, f'--checkpoint={tmp_path}')
+    with open(glob.glob(os.path.join(folder, 'model4.data-*'))[0], 'r+b') as f:
+        f.truncate(10)
+    with pytest.raises(UserError, match='model4 is unreadable'):
+        execute(*evaluate, f'--checkpoint={folder}/model4')
+
+
+@pytest.fixture
+def omniglot(tmp_path):
+    root = synthetic.omniglot_resized_tree(str(tmp_path), alphabets=2, characters=10)
+    return root, os.path.join(root, 'omniglot_resized', 'Alphabet_0', 'character01')
+
+
+def load(root, split=(5, 5)):
+    return data_generator.load_omniglot(root, ['train', 'val', 'test'], split)
+
+
+def test_hidden_files_in_the_omniglot_tree_are_ignored(omniglot):
+    root, character = omniglot
+    for folder in (os.path.join(root, 'omniglot_resized'), os.path.dirname(character), character):
+        open(os.path.join(folder, '.DS_Store'), 'w').close()
+    assert load(root)['test'].shape == (10, 20, 28, 28, 1)
+
+
+@pytest.mark.parametrize('damage,message', [
+    ('truncate', 'is not a readable image'),
+    ('not_an_image', 'is not a readable image'),
+    ('wrong_size', 'is 30x30, not 28x28'),
+    ('empty_folder', 'holds no .png images'),
+])
+def test_damaged_omniglot_images_are_named(omniglot, damage, message):
+    from PIL import Image
+    root, character = omniglot
+    first = os.path.join(character, sorted(os.listdir(character))[0])
+    if damage == 'truncate':
+        data = open(first, 'rb').read()
+        open(first, 'wb').write(data[:len(data) // 2])
+    elif damage == 'not_an_image':
+        open(first, 'w').write('hello')
+    elif damage == 'wrong_size':
+        Image.new('L', (30, 30)).save(first)
+    else:
+        for name in os.listdir(character):
+            os.remove(os.path.join(character, name))
+    with pytest.raises(UserError, match=message) as err:
+        load(root, split=(1, 1))
+    assert (character if damage == 'empty_folder' else first) in str(err.value)
+
+
+def test_an_omniglot_split_too_large_says_so(omniglot):
+    root, _ = omniglot
+    with pytest.raises(UserError, match='--omniglot_split=16,4 leaves no test characters'):
+        load(root, split=(16, 4))
+
+
+def test_prepare_omniglot_rebuilds_a_damaged_tree(tmp_path):
+    source = synthetic.omniglot_zips(str(tmp_path))
+    dest = str(tmp_path / 'omniglot_resized')
+    args = [sys.executable, os.path.join(ROOT, 'data', 'prepare_omniglot.py'), '--source', source,
+            '--dest', dest, '--expect_characters=9', '--expect_images=36']
+    subprocess.run(args, check=True, capture_output=True)
+    png = glob.glob(os.path.join(dest, '*', '*', '*.png'))[0]
+    open(png, 'wb').write(open(png, 'rb').read()[:20])
+    again = subprocess.run(args, capture_output=True, text=True)
+    assert again.returncode == 0 and 'already prepared' not in again.stdout
+    assert 'Prepared' in again.stdout
+
+
+def test_prepare_miniimagenet_names_a_damaged_zip_member(tmp_path):
+    source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val',))
+    with zipfile.ZipFile(os.path.join(source, 'images_val_test.zip'), 'w', zipfile.ZIP_STORED) as z:
+        for name in sorted(os.listdir(os.path.join(source, 'images'))):
+            z.write(os.path.join(source, 'images', name), 'images/' + name)
+    os.rename(os.path.join(source, 'images'), os.path.join(source, 'unused'))
+    raw = bytearray(open(os.path.join(source, 'images_val_test.zip'), 'rb').read())
+    raw[200] ^= 0xFF                         # inside the first member's data: a CRC error
+    open(os.path.join(source, 'images_val_test.zip'), 'wb').write(bytes(raw))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'data', 'prepare_miniimagenet.py'),
+                           '--source', source, '--dest', str(tmp_path / 'out')],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith('error: cannot read images/') and 'damaged' in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
