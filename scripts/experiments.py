@@ -105,6 +105,9 @@ def experiment_folder(logdir, exp):
     return os.path.join(logdir, exp.name, run_config(exp).exp_name)
 
 
-def eval_csv(logdir, exp, k):
+def eval_csv(logdir, exp, k, num_tasks=utils.EVAL_TASKS):
+    """The test evaluation's CSV at K=k (with another number of tasks than 600, the
+    file main.py names for that count)."""
     lr = run_config(exp).update_lr
-    return os.path.join(experiment_folder(logdir, exp), utils.eval_basename(k, lr) + '.csv')
+    name = utils.eval_basename(k, lr, 'test', num_tasks)
+    return os.path.join(experiment_folder(logdir, exp), name + '.csv')

@@ -46,11 +46,11 @@ def fmt(value, ci, percent):
     return f'{value * scale:{spec}}' + (f' +- {ci * scale:{ci_spec}}' if ci is not None else '')
 
 
-def table_row(logdir, exp, row):
+def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
     percent = exp.datasource != 'sinusoid'
     paper = '-' if row.paper is None else (
         f'{row.paper:.2f}' + (f' +- {row.paper_ci:.2f}' if row.paper_ci is not None else ''))
-    path = experiments.eval_csv(logdir, exp, row.eval_k)
+    path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
     iterations = iterations_trained(path, exp)
     if not os.path.isfile(path):
         status = 'not yet run' if iterations == 'none' else 'not yet evaluated'
@@ -64,10 +64,11 @@ def table_row(logdir, exp, row):
     return f'| {row.label} | {paper} | {ours} | {row.step} | {iterations} | {inside} | {exp.name} | {row.note} |'
 
 
-def make_table(logdir):
+def make_table(logdir, num_tasks=utils.EVAL_TASKS):
+    """The results table from the test evaluations of num_tasks tasks."""
     lines = [HEADER]
     for exp in experiments.experiments() + [REFERENCE]:
-        lines += [table_row(logdir, exp, row) for row in exp.rows]
+        lines += [table_row(logdir, exp, row, num_tasks) for row in exp.rows]
     return '\n'.join(lines) + '\n'
 
 

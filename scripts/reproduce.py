@@ -18,7 +18,8 @@ from scripts import experiments, make_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SMOKE_FLAGS = ['--num_test_tasks=5', '--omniglot_split=20,20',
+SMOKE_TASKS = 5
+SMOKE_FLAGS = [f'--num_test_tasks={SMOKE_TASKS}', '--omniglot_split=20,20',
                '--print_interval=5', '--save_interval=5']
 SMOKE_ITERATIONS = 10
 
@@ -86,7 +87,7 @@ def train_and_evaluate(exp, args):
     checkpoint_time = os.path.getmtime(os.path.join(folder, 'checkpoint'))
     train_k = experiments.run_config(exp).update_batch_size
     for k in sorted({row.eval_k for row in exp.rows}):
-        csv_path = experiments.eval_csv(args.logdir, exp, k)
+        csv_path = experiments.eval_csv(args.logdir, exp, k, SMOKE_TASKS if args.smoke else 600)
         if os.path.isfile(csv_path) and os.path.getmtime(csv_path) > checkpoint_time:
             print(f'  evaluation K={k} is up to date: {csv_path}')
             continue
@@ -110,7 +111,7 @@ def main():
         if not train_and_evaluate(exp, args):
             failed.append(exp.name)
             print(f'  {exp.name} failed; going on with the others', flush=True)
-    table = make_table.make_table(args.logdir)
+    table = make_table.make_table(args.logdir, SMOKE_TASKS if args.smoke else 600)
     out = os.path.join(args.logdir, 'results.md')
     with open(out, 'w') as f:
         f.write(table)

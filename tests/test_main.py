@@ -90,11 +90,11 @@ def test_evaluation_writes_reference_csv_and_pickle(tmp_path):
     proc = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5', '--train=False',
                     '--num_test_tasks=7', '--update_batch_size=10', '--train_update_batch_size=5')
     folder = sine_dir(str(tmp_path))
-    with open(os.path.join(folder, 'test_ubs10_stepsize0.01.csv')) as f:
+    with open(os.path.join(folder, 'test_ubs10_stepsize0.01_val_7tasks.csv')) as f:
         rows = list(csv.reader(f))
     assert rows[0] == [f'update{i}' for i in range(11)]
     assert len(rows) == 4 and all(len(r) == 11 for r in rows)
-    with open(os.path.join(folder, 'test_ubs10_stepsize0.01.pkl'), 'rb') as f:
+    with open(os.path.join(folder, 'test_ubs10_stepsize0.01_val_7tasks.pkl'), 'rb') as f:
         results = pickle.load(f)
     mses = results['mses']
     assert mses.shape == (7, 11)
@@ -199,3 +199,77 @@ def test_training_step_runs_only_the_forward_passes_the_meta_gradient_needs(tmp_
     trainer.restore_or_init()
     assert executed_ops(trainer, 0, summarize=False).get('MaxPool') == 36
     assert executed_ops(trainer, 1, summarize=True).get('MaxPool') == 60
+
+
+def sine_trainer(tmp_path, *args):
+    run = RunConfig.from_args([*SINE, '--log=False', f'--logdir={tmp_path}', *args])
+    import main
+    trainer = main.Trainer(run, data_generator.SinusoidTasks())
+    trainer.restore_or_init()
+    return trainer
+
+
+def test_meta_update_is_adam_on_the_query_loss_after_num_updates_steps(tmp_path):
+    """Adam's first step moves each weight by lr * g / (|g| + eps / sqrt(1 - beta2))."""
+    trainer = sine_trainer(tmp_path, '--num_updates=2', '--meta_lr=0.003')
+    graph, sess = trainer.graph, trainer.sess
+    variables = tf.trainable_variables('model/')
+    feed = graph.feed(trainer.batch(0))
+    before = sess.run(variables)
+    grads = {j: sess.run(tf.gradients(graph.meta_losses[j], variables), feed) for j in (0, 2)}
+    trainer.step(0)
+    moved = [a - b for a, b in zip(sess.run(variables), before)]
+    for j, want in ((2, True), (0, False)):
+        expected = [-0.003 * g / (np.abs(g) + 1e-8 / np.sqrt(1 - 0.999)) for g in grads[j]]
+        close = all(np.allclose(m, e, rtol=1e-4, atol=1e-9) for m, e in zip(moved, expected))
+        assert close == want, j
+
+
+def test_meta_gradients_are_clipped_to_10_for_miniimagenet_only(tmp_path):
+    import main
+    images = np.zeros((6, 20, 84, 84, 3), np.uint8)
+    mini = RunConfig.from_args(['--datasource=miniimagenet', '--num_filters=2', '--max_pool=True',
+                                '--log=False', f'--logdir={tmp_path}'])
+    main.Trainer(mini, data_generator.ImageTasks({'train': images}, 5, False, False))
+    def clip_bounds():
+        """The constants of the min/max pairs that tf.clip_by_value builds."""
+        ops = [op for op in tf.get_default_graph().get_operations()
+               if 'clip_by_value' in op.name and op.type in ('Minimum', 'Maximum')]
+        return ops, {(op.type, float(tf.get_static_value(op.inputs[1]))) for op in ops}
+    ops, bounds = clip_bounds()
+    assert len(ops) == 2 * len(tf.trainable_variables('model/'))
+    assert bounds == {('Minimum', 10.0), ('Maximum', -10.0)}
+    omniglot = RunConfig.from_args(['--datasource=omniglot', '--num_filters=2', '--log=False',
+                                    f'--logdir={tmp_path}'])
+    small = np.zeros((6, 20, 28, 28, 1), np.uint8)
+    main.Trainer(omniglot, data_generator.ImageTasks({'train': small}, 5, True, True))
+    assert clip_bounds()[0] == []
+
+
+@pytest.mark.parametrize('datasource,train_query,eval_query', [
+    ('miniimagenet', 15, 2), ('omniglot', 2, 2)])
+def test_query_examples_per_class_in_training_and_evaluation(tmp_path, datasource, train_query,
+                                                            eval_query):
+    run = RunConfig.from_args([f'--datasource={datasource}', '--update_batch_size=2',
+                               '--meta_batch_size=3', f'--logdir={tmp_path}'])
+    assert (run.query_shots(training=True), run.query_shots(training=False)) == (train_query, eval_query)
+    size, channels = run.source.img_size, run.source.channels
+    tasks = data_generator.ImageTasks({'train': np.zeros((6, 20, size, size, channels), np.uint8)},
+                                      5, False, False)
+    import main
+    trainer = main.Trainer.__new__(main.Trainer)
+    trainer.run, trainer.tasks = run, tasks
+    batch = trainer.batch(0)
+    assert batch['inputa'].shape[:2] == (3, 5 * 2) and batch['inputb'].shape[:2] == (3, 5 * train_query)
+
+
+def test_evaluation_tasks_do_not_depend_on_the_training_seed(tmp_path):
+    run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=2')
+    args = [*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=2', '--train=False',
+            '--test_set=True', '--num_test_tasks=6']
+    run_main(*args)
+    path = os.path.join(sine_dir(str(tmp_path)), 'test_ubs5_stepsize0.01_6tasks.pkl')
+    first = pickle.load(open(path, 'rb'))['mses']
+    run_main(*args, '--seed=5')
+    np.testing.assert_array_equal(pickle.load(open(path, 'rb'))['mses'], first)
+    assert first.shape == (6, 11)                       # 10 evaluation steps by default

@@ -169,3 +169,106 @@ def test_reference_checkpoint_restores_and_every_variable_is_used():
                  'labela': np.eye(5)[None], 'labelb': np.eye(5)[None]}
         metrics = sess.run(graph.metricsb, graph.feed(batch))
     assert metrics.shape == (1, 3) and np.all(np.isfinite(metrics))
+
+
+# ------------------------------------------------- the reference's choices, pinned
+def softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def numpy_fc_inner_steps(params, x, y, k, alpha, steps):
+    """Hand-written MAML inner loop of a 1-hidden-layer ReLU net with the reference's
+    loss: softmax cross-entropy per example divided by K, summed over examples."""
+    w1, b1, w2, b2 = params
+    trajectory = [params]
+    for _ in range(steps):
+        h_pre = x @ w1 + b1
+        h = np.maximum(h_pre, 0)
+        dlogits = (softmax(h @ w2 + b2) - y) / k
+        dh = (dlogits @ w2.T) * (h_pre > 0)
+        grads = (x.T @ dh, dh.sum(0), h.T @ dlogits, dlogits.sum(0))
+        w1, b1, w2, b2 = [p - alpha * g for p, g in zip((w1, b1, w2, b2), grads)]
+        trajectory.append((w1, b1, w2, b2))
+    return trajectory
+
+
+def numpy_xent_loss(params, x, y, k):
+    w1, b1, w2, b2 = params
+    p = softmax(np.maximum(x @ w1 + b1, 0) @ w2 + b2)
+    return float(np.sum(-np.sum(y * np.log(p), -1) / k))
+
+
+def test_several_inner_steps_with_k_above_1_match_numpy():
+    """Pins the loss and its 1/K scaling, the same alpha at every step, and which
+    step's query loss each meta_losses entry is."""
+    k, steps = 3, 3
+    cfg = tiny_fc(loss='xent', dim_output=2, update_batch_size=k, update_lr=0.7, dim_hidden=(4,))
+    built = Built(cfg, num_steps=steps)
+    rng = np.random.default_rng(5)
+    labels = np.tile(np.eye(2), (k, 1))
+    x, xb = rng.normal(size=(2 * k, 2)), rng.normal(size=(2 * k, 2))
+    feed = built.graph.feed({'inputa': x[None], 'labela': labels[None],
+                             'inputb': xb[None], 'labelb': labels[None]})
+    got = built.sess.run(built.graph.meta_losses, feed)
+    trajectory = numpy_fc_inner_steps(built.sess.run(built.vars), x, labels, k, 0.7, steps)
+    expected = [numpy_xent_loss(p, xb, labels, k) for p in trajectory]
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert built.sess.run(built.graph.pre_loss, feed) == pytest.approx(
+        numpy_xent_loss(trajectory[0], x, labels, k), rel=1e-10)
+    assert len(set(np.round(expected, 6))) == steps + 1     # the steps really differ
+
+
+def test_norms_match_numpy_with_the_references_epsilons():
+    rng = np.random.default_rng(6)
+    x = rng.normal(scale=0.02, size=(5, 3, 3, 4))     # variance near epsilon: epsilon matters
+    beta, gamma = rng.normal(size=4), rng.normal(size=4)
+    mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+    expected_bn = (x - mean) / np.sqrt(var + 1e-3) + beta
+    lmean, lvar = x.mean((1, 2, 3), keepdims=True), x.var((1, 2, 3), keepdims=True)
+    expected_ln = (x - lmean) / np.sqrt(lvar + 1e-12) * gamma + beta
+    with tf.Session() as sess:
+        bn, ln = sess.run([maml.batch_norm(tf.constant(x), tf.constant(beta)),
+                           maml.layer_norm(tf.constant(x), tf.constant(beta), tf.constant(gamma))])
+    np.testing.assert_allclose(bn, expected_bn, rtol=1e-10)
+    np.testing.assert_allclose(ln, expected_ln, rtol=1e-8)
+
+
+def initial_values(cfg):
+    graph = maml.build_graph(cfg, 1, seed=3)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        return sess.run(graph.weights), sess.run(graph.norm_params)
+
+
+def test_initialisers_are_the_references():
+    omniglot = maml.ModelConfig(dim_input=784, dim_output=5, loss='xent', update_lr=0.4,
+                                update_batch_size=1, norm='batch_norm', conv=True)
+    weights, norms = initial_values(omniglot)
+    bound = np.sqrt(6 / (9 * 1 + 9 * 64))                # Glorot uniform, conv1
+    assert np.abs(weights['conv1']).max() <= bound and np.abs(weights['conv1']).max() > 0.95 * bound
+    assert weights['w5'].std() == pytest.approx(1.0, abs=0.15)        # random_normal(0, 1)
+    assert all(not weights[f'b{i}'].any() for i in range(1, 6))
+    assert all(not n['beta'].any() for n in norms)
+    mini = maml.ModelConfig(dim_input=84 * 84 * 3, dim_output=5, loss='xent', update_lr=0.01,
+                            update_batch_size=1, norm='batch_norm', conv=True, img_size=84,
+                            channels=3, num_filters=32, max_pool=True, flatten_features=True)
+    weights, _ = initial_values(mini)
+    bound = np.sqrt(6 / (800 + 5))                       # Glorot uniform, flattened 5x5x32
+    assert weights['w5'].shape == (800, 5) and np.abs(weights['w5']).max() <= bound
+    fc = maml.ModelConfig(dim_input=1, dim_output=1, loss='mse', update_lr=0.01,
+                          update_batch_size=10, norm='layer_norm')
+    weights, norms = initial_values(fc)
+    assert np.abs(weights['w2']).max() <= 0.02                     # truncated at 2 std
+    assert weights['w2'].std() == pytest.approx(0.0088, rel=0.2)   # std 0.01, truncated
+    assert all((n['gamma'] == 1).all() and not n['beta'].any() for n in norms)
+
+
+def test_norm_parameters_are_meta_learned_not_adapted():
+    cfg = tiny_fc(norm='layer_norm')
+    built = Built(cfg)
+    fast = next(maml.adapt(tf.constant(np.ones((3, 2))), tf.constant(np.ones((3, 1))),
+                           built.graph.weights, built.graph.norm_params, cfg, 1))
+    assert sorted(fast) == ['b1', 'b2', 'w1', 'w2']
+    names = {v.op.name for v in built.vars}
+    assert {'model/0/beta', 'model/0/gamma'} <= names          # trained by the meta-update

@@ -29,7 +29,7 @@ def test_prepare_omniglot_resizes_and_is_safe_to_rerun(tmp_path):
     args = ['--source', source, '--dest', dest, '--expect_characters=9', '--expect_images=36']
     proc = prepare('prepare_omniglot.py', *args)
     assert proc.returncode == 0, proc.stderr
-    alphabets = sorted(os.listdir(dest))
+    alphabets = sorted(a for a in os.listdir(dest) if not a.startswith('.'))
     assert alphabets == ['images_background_A0', 'images_background_A1', 'images_evaluation_A0']
     png = os.path.join(dest, alphabets[0], 'character01', '0000_00.png')
     with Image.open(png) as image:
