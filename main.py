@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from absl import app
+from absl import app, flags
 import numpy as np
 
 import config
@@ -54,6 +54,7 @@ with native_stderr_hidden(NO_GPU_DRIVER):
     import maml
 
 config.define_flags()
+flags.adopt_module_key_flags(config)   # --help lists them as main.py's own
 
 
 # ------------------------------------------------------------------ set-up
@@ -95,6 +96,13 @@ def build_graph(run, tasks, num_steps):
 
 
 # ---------------------------------------------------------------- training
+def training_batch(run, tasks, itr, split='train'):
+    """The meta-batch of iteration itr + 1: a function of (seed, iteration, split)."""
+    rng = data_generator.batch_rng(run.seed, itr, 0 if split == 'train' else 1)
+    return tasks.sample(rng, run.meta_batch_size, split, run.update_batch_size,
+                        run.query_shots(training=True))
+
+
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag the loop checks, so it can save and exit."""
 
@@ -155,10 +163,7 @@ class Trainer:
                         f'start over, or give another --logdir')
 
     def batch(self, itr, split='train'):
-        run = self.run
-        rng = data_generator.batch_rng(run.seed, itr, 0 if split == 'train' else 1)
-        return self.tasks.sample(rng, run.meta_batch_size, split, run.update_batch_size,
-                                 run.query_shots(training=True))
+        return training_batch(self.run, self.tasks, itr, split)
 
     def step(self, itr, summarize=False, **run_options):
         """Iteration itr + 1: sample its batch, run the update; the fetched figures.
@@ -336,15 +341,19 @@ def evaluate(run, tasks):
         values.append(sess.run(graph.metricsb, graph.feed(batch))[0])
         if (i + 1) % 100 == 0:
             print(f'  {i + 1} tasks', flush=True)
+    print_eval_table(values, 'accuracy' if run.source.classification else 'MSE')
+    print(f'Wrote {write_results(run, values, os.path.basename(checkpoint))}')
+
+
+def write_results(run, values, checkpoint):
+    """The CSV and pickle of an evaluation; an older result of another checkpoint
+    under the same name is kept under a name of its own."""
     utils.check_writable(run.exp_dir)
     name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split, run.num_test_tasks)
-    moved = utils.set_aside_other_checkpoints_result(run.exp_dir, name, os.path.basename(checkpoint))
+    moved = utils.set_aside_other_checkpoints_result(run.exp_dir, name, checkpoint)
     if moved:
         print(f'The result of another checkpoint under {name} is kept as {moved}')
-    csv_path = utils.write_eval_results(run.exp_dir, name, values, checkpoint=os.path.basename(checkpoint),
-                                        split=run.eval_split)
-    print_eval_table(values, 'accuracy' if run.source.classification else 'MSE')
-    print(f'Wrote {csv_path}')
+    return utils.write_eval_results(run.exp_dir, name, values, checkpoint=checkpoint, split=run.eval_split)
 
 
 def first_line(err):

@@ -257,9 +257,7 @@ def test_query_examples_per_class_in_training_and_evaluation(tmp_path, datasourc
     tasks = data_generator.ImageTasks({'train': np.zeros((6, 20, size, size, channels), np.uint8)},
                                       5, False, False)
     import main
-    trainer = main.Trainer.__new__(main.Trainer)
-    trainer.run, trainer.tasks = run, tasks
-    batch = trainer.batch(0)
+    batch = main.training_batch(run, tasks, 0)
     assert batch['inputa'].shape[:2] == (3, 5 * 2) and batch['inputb'].shape[:2] == (3, 5 * train_query)
 
 
@@ -273,3 +271,12 @@ def test_evaluation_tasks_do_not_depend_on_the_training_seed(tmp_path):
     run_main(*args, '--seed=5')
     np.testing.assert_array_equal(pickle.load(open(path, 'rb'))['mses'], first)
     assert first.shape == (6, 11)                       # 10 evaluation steps by default
+
+
+def test_help_lists_the_originals_flags():
+    out = run_main('--help', check=False).stdout   # absl exits 1 after --help
+    for flag in ('datasource', 'num_classes', 'baseline', 'pretrain_iterations', 'metatrain_iterations',
+                 'meta_batch_size', 'meta_lr', 'update_batch_size', 'update_lr', 'num_updates', 'norm',
+                 'num_filters', 'conv', 'max_pool', 'stop_grad', 'log', 'logdir', 'resume', 'train',
+                 'test_iter', 'test_set', 'train_update_batch_size', 'train_update_lr', 'seed'):
+        assert f'--{flag}:' in out or f'--[no]{flag}:' in out, flag
