@@ -55,6 +55,10 @@ def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
     if not os.path.isfile(path):
         status = 'not yet run' if iterations == 'none' else 'not yet evaluated'
         return f'| {row.label} | {paper} | {status} | {row.step} | {iterations} | - | {exp.name} | {row.note} |'
+    stored = utils.read_eval_pickle(path)
+    if stored.get('split', 'test') != 'test' or len(stored['mses']) != num_tasks:
+        return (f'| {row.label} | {paper} | not a {num_tasks}-task test result: {path} | {row.step} | '
+                f'{iterations} | - | {exp.name} | {row.note} |')
     means, _, ci95 = utils.read_eval_csv(path)
     ours = fmt(means[row.step], ci95[row.step], percent)
     inside = '-'

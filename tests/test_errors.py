@@ -242,3 +242,15 @@ def test_prepare_miniimagenet_names_a_damaged_zip_member(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith('error: cannot read images/') and 'damaged' in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_table_never_labels_a_result_with_the_wrong_task_count(tmp_path):
+    from scripts import experiments, make_table
+    exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
+    path = experiments.eval_csv(str(tmp_path), exp, 1)
+    os.makedirs(os.path.dirname(path))
+    utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4],
+                             np.full((100, 11), 0.9), checkpoint='model10', split='test')
+    row = next(line for line in make_table.make_table(str(tmp_path)).splitlines()
+               if line.startswith('| Omniglot 5-way 1-shot |'))
+    assert 'not a 600-task test result' in row and '90.00' not in row

@@ -1,0 +1,97 @@
+"""Sinusoid results across seeds: per seed and across seeds, from the evaluation pickles.
+
+For each run folder given (e.g. logs/sine_maml logs/sine_maml_seed2 ...), reads the
+K-point test evaluation and reports the mean and median MSE after 1, 5 and 10 steps
+and the tasks on which repeated steps diverge (after the last step the MSE is not
+finite, or above 10, near what predicting zero scores at the largest amplitudes, and
+more than twice what it was after the first step); then the mean and standard
+deviation of the per-seed means, over the seeds without diverging tasks and over all.
+Give the runs of one method at a time. With --out, a figure of the mean MSE against the
+number of steps, one line per seed (needs matplotlib).
+
+  python -m scripts.sinusoid_seeds logs/sine_maml logs/sine_maml_seed* --out logs/figures/sinusoid_seeds.png
+"""
+import argparse
+import glob
+import os
+
+import numpy as np
+
+import utils
+
+STEPS = (1, 5, 10)
+LARGE = 10.0   # predicting 0 for amplitude A scores A^2 / 2, 12.5 at most
+
+
+def load(run_dir, k, update_lr):
+    """(label, per-task MSE [tasks, steps + 1]) of a run folder's K-point test evaluation."""
+    name = utils.eval_basename(k, update_lr) + '.csv'
+    found = glob.glob(os.path.join(run_dir, '*', name))
+    if not found:
+        raise SystemExit(f'error: no {name} under {run_dir}; evaluate the run first')
+    return os.path.basename(run_dir.rstrip('/')), np.asarray(utils.read_eval_pickle(found[0])['mses'])
+
+
+def seed_row(label, mses):
+    last = mses[:, -1]
+    with np.errstate(invalid='ignore'):
+        grew = (last > LARGE) & (last > 2 * mses[:, 1])
+    diverged = int(np.sum(~np.isfinite(last) | grew))
+    means = [mses[:, s].mean() for s in STEPS]
+    finite_or_inf = np.where(np.isnan(mses), np.inf, mses)      # nan comes from inf - inf
+    medians = [np.median(finite_or_inf[:, s]) for s in STEPS]
+    cells = ' | '.join(f'{m:.3g}' for m in means) + ' | ' + ' | '.join(f'{m:.3g}' for m in medians)
+    return diverged, means, f'| {label} | {cells} | {diverged} |'
+
+
+def across(rows, which):
+    means = np.array([r[1] for r in rows])
+    if len(means) == 0:
+        return f'| across seeds, {which} (none) | - | - | - | | | | |'
+    text = ' | '.join(f'{m:.3g} +- {s:.2g}' for m, s in zip(means.mean(0), means.std(0)))
+    return f'| across {len(means)} seeds, {which} | {text} | | | | |'
+
+
+def table(runs):
+    header = ('| run | mean, 1 step | mean, 5 steps | mean, 10 steps | median, 1 | median, 5 | '
+              'median, 10 | diverging tasks |\n|---|---|---|---|---|---|---|---|')
+    rows = [seed_row(label, mses) for label, mses in runs]
+    lines = [header] + [r[2] for r in rows]
+    lines.append(across([r for r in rows if r[0] == 0], 'no diverging task'))
+    lines.append(across(rows, 'all'))
+    return '\n'.join(lines) + '\n'
+
+
+def plot(runs, out):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, mses in runs:
+        steps = np.arange(mses.shape[1])
+        ax.plot(steps, mses.mean(0), marker='o', ms=3, label=label)
+    ax.set_yscale('log')
+    ax.set_xlabel('inner gradient steps')
+    ax.set_ylabel('mean MSE over 600 tasks (K=5)')
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('runs', nargs='+', help='run folders (logs/NAME)')
+    parser.add_argument('--k', type=int, default=5)
+    parser.add_argument('--update_lr', type=float, default=0.01)
+    parser.add_argument('--out', help='write the figure here')
+    args = parser.parse_args()
+    runs = [load(r, args.k, args.update_lr) for r in args.runs]
+    print(table(runs))
+    if args.out:
+        plot(runs, args.out)
+        print(f'Wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
