@@ -41,3 +41,20 @@ def test_a_resumed_runs_newer_event_file_wins_whatever_the_mtimes(tmp_path):
     write_event_file(new, 100, 2.0, str(tmp_path / 'scratch2'))
     os.utime(new, (1, 1))              # as after a fresh clone: mtimes say nothing
     assert plot_curves.read_scalars(str(run), 'Post-update loss, step 1') == ([100], [2.0])
+
+
+def test_sinusoid_seed_table_counts_diverging_tasks(tmp_path):
+    import utils
+    from scripts import sinusoid_seeds
+    runs = {}
+    for name, last in (('steady', 0.3), ('tipping', np.inf)):
+        folder = tmp_path / name / 'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
+        folder.mkdir(parents=True)
+        mses = np.tile(np.linspace(3.0, 0.3, 11), (10, 1))
+        mses[:3, -1] = last             # three tasks end not finite in 'tipping'
+        mses[3, -1] = 11.0 if name == 'tipping' else 0.3     # large and grown: diverged
+        utils.write_eval_results(str(folder), 'test_ubs5_stepsize0.01', mses, 'model1', 'test')
+        runs[name] = sinusoid_seeds.load(str(tmp_path / name), 5, 0.01)
+    table = sinusoid_seeds.table(list(runs.values()))
+    assert table.splitlines()[2].endswith('| 0 |') and table.splitlines()[3].endswith('| 4 |')
+    assert '| across 1 seeds, no diverging task | 2.73 +- 0 | 1.65 +- 0 | 0.3 +- 0 |' in table
