@@ -64,11 +64,14 @@ def test_omniglot_split_matches_reference_shuffle(omniglot_root):
 
 
 def test_omniglot_pixels_are_binary_with_ink_one(omniglot_root):
-    images = data_generator.load_omniglot(omniglot_root, ['val'], (20, 5))['val']
+    tasks = data_generator.make_tasks('omniglot', omniglot_root, ['val'], 5, omniglot_split=(20, 5))
+    images = tasks.images['val']
     assert images.shape == (5, 20, 28, 28, 1)
-    tasks = ImageTasks({'val': images}, 5, rotate=True, invert=True)
+    assert tasks.rotate and tasks.invert
     batch = tasks.sample(batch_rng(0, 0), 2, 'val', 1, 1)
     assert set(np.unique(batch['inputa'])) <= {0.0, 1.0}
+    # the stored PNGs draw ink black (0) on white (255); the network sees ink as 1
+    assert batch['inputa'].mean() < 0.5 and (images == 0).mean() < 0.5
 
 
 def fake_pool(num_classes=8, per_class=6, size=4):
