@@ -106,40 +106,41 @@ def define_flags(fv=flags.FLAGS):
 
 @dataclasses.dataclass
 class RunConfig:
-    """One run's settings: the flags' values, and what follows from them."""
-    datasource: str = 'sinusoid'
-    num_classes: int = 5
-    baseline: str = None
-    pretrain_iterations: int = 0
-    metatrain_iterations: int = 15000
-    meta_batch_size: int = 25
-    meta_lr: float = 0.001
-    update_batch_size: int = 5
-    update_lr: float = 1e-3
-    num_updates: int = 1
-    norm: str = 'batch_norm'
-    num_filters: int = 64
-    conv: bool = True
-    max_pool: bool = False
-    stop_grad: bool = False
-    log: bool = True
-    logdir: str = '/tmp/data'
-    resume: bool = True
-    train: bool = True
-    test_iter: int = -1
-    test_set: bool = False
-    train_update_batch_size: int = -1
-    train_update_lr: float = -1
-    seed: int = 0
-    save_interval: int = 1000
-    print_interval: int = None
-    data_dir: str = os.path.join(HERE, 'data')
-    checkpoint: str = None
-    test_num_updates: int = 10
-    num_test_tasks: int = 600
-    omniglot_split: tuple = ('1100', '100')
-    inter_op_threads: int = 2
-    intra_op_threads: int = 1
+    """One run's settings: the flags' values (their defaults live in define_flags),
+    and what follows from them. Built with from_flags or from_args."""
+    datasource: str
+    num_classes: int
+    baseline: str
+    pretrain_iterations: int
+    metatrain_iterations: int
+    meta_batch_size: int
+    meta_lr: float
+    update_batch_size: int
+    update_lr: float
+    num_updates: int
+    norm: str
+    num_filters: int
+    conv: bool
+    max_pool: bool
+    stop_grad: bool
+    log: bool
+    logdir: str
+    resume: bool
+    train: bool
+    test_iter: int
+    test_set: bool
+    train_update_batch_size: int
+    train_update_lr: float
+    seed: int
+    save_interval: int
+    print_interval: int
+    data_dir: str
+    checkpoint: str
+    test_num_updates: int
+    num_test_tasks: int
+    omniglot_split: tuple
+    inter_op_threads: int
+    intra_op_threads: int
 
     @classmethod
     def from_flags(cls, fv=flags.FLAGS):

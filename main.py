@@ -158,6 +158,7 @@ class Trainer:
             if missing:
                 print(f'Note: {len(missing)} variables not in {path} start fresh: {missing[:3]}...')
             self.saver.recover_last_checkpoints(paths[:kept])
+            self.last_saved = os.path.basename(path)
             return int(self.sess.run(self.global_step))
         raise UserError(f'no readable checkpoint in {self.exp_dir}; move the folder away to '
                         f'start over, or give another --logdir')
@@ -203,7 +204,6 @@ class Trainer:
 
     def train(self):
         start, total = self.restore_or_init(), self.run.total_iterations
-        self.last_saved = f'model{start}' if start else None
         if total == 0:
             print('Nothing to train: --metatrain_iterations and --pretrain_iterations are both 0.')
             return

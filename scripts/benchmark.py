@@ -44,13 +44,14 @@ def benchmark(name, exp, data_dir, main_py):
                 f'--print_interval={interval}', f'--save_interval={10 * interval}', '--log=False',
                 f'--data_dir={data_dir}', f'--logdir={logdir}', OMNIGLOT_SPLIT]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # one pipe for both streams (reading two in turn can deadlock); wait4 gives the
+        # child's own peak memory
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=env, cwd=os.path.dirname(main_py))
-        out, err = proc.stdout.read(), proc.stderr.read()
+        out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f'error: {main_py} failed on {name}:\n{err[-2000:]}')
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f'error: {main_py} failed on {name}:\n{out[-2000:]}')
     speeds = [float(s) for s in re.findall(r'\(([\d.]+) s/it', out)]
     if len(speeds) < 3:
         raise SystemExit(f'error: {main_py} printed {len(speeds)} progress lines on {name}')
@@ -78,10 +79,11 @@ def main():
         mains = {'other': os.path.join(os.path.abspath(args.compare), 'main.py'), **mains}
     header = ' | '.join(f'{k} s/it | {k} peak MB' for k in mains)
     print(f'| configuration | {header} |' + ('' if len(mains) == 1 else ' other / this |'), flush=True)
+    chosen = configurations()
     with tempfile.TemporaryDirectory() as data_dir:
         make_data(data_dir)
         for name in args.configs:
-            results = [benchmark(name, configurations()[name], data_dir, path) for path in mains.values()]
+            results = [benchmark(name, chosen[name], data_dir, path) for path in mains.values()]
             cells = ' | '.join(f'{s:.3f} | {m:.0f}' for s, m in results)
             ratio = '' if len(results) == 1 else f' {results[0][0] / results[1][0]:.2f}x |'
             print(f'| {name} | {cells} |{ratio}', flush=True)

@@ -100,14 +100,14 @@ def run_config(exp):
     return RunConfig.from_args(exp.train_flags)
 
 
-def experiment_folder(logdir, exp):
+def experiment_folder(logdir, exp, run=None):
     """logs/<name>/<the original's experiment name>, exactly as main.py computes it."""
-    return os.path.join(logdir, exp.name, run_config(exp).exp_name)
+    return os.path.join(logdir, exp.name, (run or run_config(exp)).exp_name)
 
 
 def eval_csv(logdir, exp, k, num_tasks=utils.EVAL_TASKS):
     """The test evaluation's CSV at K=k (with another number of tasks than 600, the
     file main.py names for that count)."""
-    lr = run_config(exp).update_lr
-    name = utils.eval_basename(k, lr, 'test', num_tasks)
-    return os.path.join(experiment_folder(logdir, exp), name + '.csv')
+    run = run_config(exp)
+    name = utils.eval_basename(k, run.update_lr, utils.EVAL_SPLIT, num_tasks)
+    return os.path.join(experiment_folder(logdir, exp, run), name + '.csv')

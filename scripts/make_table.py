@@ -22,12 +22,12 @@ HEADER = ('| experiment | paper | ours | step | iterations | inside paper interv
           '|---|---|---|---|---|---|---|---|')
 
 
-def iterations_trained(csv_path, exp):
-    """The iterations behind an evaluation: the checkpoint its pickle names. Without an
-    evaluation (or one from before pickles named it): the run's latest checkpoint."""
+def iterations_trained(csv_path, exp, stored):
+    """The iterations behind an evaluation: the checkpoint its pickle (`stored`) names.
+    Without an evaluation (or one from before pickles named it): the run's latest checkpoint."""
     if exp is REFERENCE:
         return '59000 (released by the original authors)'
-    checkpoint = utils.read_eval_pickle(csv_path).get('checkpoint') if os.path.isfile(csv_path) else None
+    checkpoint = stored.get('checkpoint') if stored else None
     if checkpoint:
         return checkpoint[len('model'):]
     folder = os.path.dirname(csv_path)
@@ -51,11 +51,11 @@ def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
     paper = '-' if row.paper is None else (
         f'{row.paper:.2f}' + (f' +- {row.paper_ci:.2f}' if row.paper_ci is not None else ''))
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
-    iterations = iterations_trained(path, exp)
-    if not os.path.isfile(path):
+    stored = utils.read_eval_pickle(path) if os.path.isfile(path) else None
+    iterations = iterations_trained(path, exp, stored)
+    if stored is None:
         status = 'not yet run' if iterations == 'none' else 'not yet evaluated'
         return f'| {row.label} | {paper} | {status} | {row.step} | {iterations} | - | {exp.name} | {row.note} |'
-    stored = utils.read_eval_pickle(path)
     if stored.get('split', 'test') != 'test' or len(stored['mses']) != num_tasks:
         return (f'| {row.label} | {paper} | not a {num_tasks}-task test result: {path} | {row.step} | '
                 f'{iterations} | - | {exp.name} | {row.note} |')
