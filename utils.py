@@ -128,8 +128,9 @@ def set_aside_other_checkpoints_result(folder, basename, checkpoint):
 def summarize_per_step(values):
     """Mean, std and 95% interval (1.96 std / sqrt(n)) per column of [tasks, steps]."""
     values = np.asarray(values, dtype=np.float64)
-    means = values.mean(axis=0)
-    stds = values.std(axis=0)
+    with np.errstate(invalid='ignore'):          # a diverging task's inf makes its std nan
+        means = values.mean(axis=0)
+        stds = values.std(axis=0)
     ci95 = 1.96 * stds / math.sqrt(values.shape[0])
     return means, stds, ci95
 

@@ -6,12 +6,15 @@ A cell whose evaluation does not exist says 'not yet run' (or 'not yet evaluated
 training is under way); nothing is filled from the paper.
 """
 import argparse
+import dataclasses
 import os
+
+import numpy as np
 
 import tensorflow.compat.v1 as tf
 
 import utils
-from scripts import experiments
+from scripts import experiments, sinusoid_seeds
 from scripts.experiments import Experiment, Row
 
 REFERENCE = Experiment('miniimagenet1shot_reference', 'miniimagenet',
@@ -46,26 +49,82 @@ def fmt(value, ci, percent):
     return f'{value * scale:{spec}}' + (f' +- {ci * scale:{ci_spec}}' if ci is not None else '')
 
 
-def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
-    percent = exp.datasource != 'sinusoid'
-    paper = '-' if row.paper is None else (
-        f'{row.paper:.2f}' + (f' +- {row.paper_ci:.2f}' if row.paper_ci is not None else ''))
-    path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
+def paper_cell(row):
+    if row.paper is None:
+        return '-'
+    return f'{row.paper:.2f}' + (f' +- {row.paper_ci:.2f}' if row.paper_ci is not None else '')
+
+
+def test_result(path, num_tasks):
+    """The stored evaluation at `path`: (pickle contents or None, why it is unusable or '')."""
     stored = utils.read_eval_pickle(path) if os.path.isfile(path) else None
+    if stored is not None and (stored.get('split', 'test') != 'test' or len(stored['mses']) != num_tasks):
+        return stored, f'not a {num_tasks}-task test result: {path}'
+    return stored, ''
+
+
+def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
+    if len(exp.seeds) > 1:
+        return seeds_row(logdir, exp, row, num_tasks)
+    percent = exp.datasource != 'sinusoid'
+    path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
+    stored, unusable = test_result(path, num_tasks)
     iterations = iterations_trained(path, exp, stored)
+    start = f'| {row.label} | {paper_cell(row)} |'
+    end = f'{row.step} | {iterations} | - | {exp.name} | {row.note} |'
     if stored is None:
-        status = 'not yet run' if iterations == 'none' else 'not yet evaluated'
-        return f'| {row.label} | {paper} | {status} | {row.step} | {iterations} | - | {exp.name} | {row.note} |'
-    if stored.get('split', 'test') != 'test' or len(stored['mses']) != num_tasks:
-        return (f'| {row.label} | {paper} | not a {num_tasks}-task test result: {path} | {row.step} | '
-                f'{iterations} | - | {exp.name} | {row.note} |')
+        return f'{start} {"not yet run" if iterations == "none" else "not yet evaluated"} | {end}'
+    if unusable:
+        return f'{start} {unusable} | {end}'
     means, _, ci95 = utils.read_eval_csv(path)
-    ours = fmt(means[row.step], ci95[row.step], percent)
     inside = '-'
     if row.paper_ci is not None:
         value = means[row.step] * (100 if percent else 1)
         inside = 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
-    return f'| {row.label} | {paper} | {ours} | {row.step} | {iterations} | {inside} | {exp.name} | {row.note} |'
+    return (f'{start} {fmt(means[row.step], ci95[row.step], percent)} | {row.step} | {iterations} | '
+            f'{inside} | {exp.name} | {row.note} |')
+
+
+def seed_results(logdir, exp, k, num_tasks):
+    """{seed: (per-task MSEs [tasks, steps + 1], pickle, CSV path)} of each seed run
+    evaluated at K=k."""
+    found = {}
+    for run in exp.seed_runs():
+        path = experiments.eval_csv(logdir, run, k, num_tasks)
+        stored, unusable = test_result(path, num_tasks)
+        if stored is not None and not unusable:
+            found[run.seeds[0]] = (np.asarray(stored['mses']), stored, path)
+    return found
+
+
+def seeds_row(logdir, exp, row, num_tasks):
+    """An experiment trained with several seeds: the mean and standard deviation of the
+    per-seed mean MSEs, and in the note the diverging tasks per seed and the same
+    figures over the seeds without any."""
+    found = seed_results(logdir, exp, row.eval_k, num_tasks)
+    runs = f'{exp.name} (seeds {", ".join(str(s) for s in exp.seeds)})'
+    if not found:
+        return table_row(logdir, dataclasses.replace(exp, seeds=(0,)), row, num_tasks).replace(
+            f'| {exp.name} |', f'| {runs} |')
+    seeds = list(found)
+    with np.errstate(invalid='ignore'):
+        means = np.array([found[s][0][:, row.step].mean() for s in seeds])
+        ours = f'{means.mean():.3g} +- {means.std():.2g} (sd over {len(seeds)} seeds)'
+    if not np.isfinite(means).all():
+        not_finite = ', '.join(str(s) for s, m in zip(seeds, means) if not np.isfinite(m))
+        ours = f'{means.mean():.3g} (over {len(seeds)} seeds; not finite for seed {not_finite})'
+    diverging = np.array([sinusoid_seeds.count_diverging(found[s][0]) for s in seeds])
+    note = (f'diverging tasks per seed ({", ".join(map(str, seeds))}): {", ".join(map(str, diverging))} '
+            f'({diverging.sum()} of {num_tasks * len(seeds)})')
+    steady = [(seed, m) for seed, m, d in zip(seeds, means, diverging) if d == 0]
+    if len(steady) == 1 and diverging.sum():
+        note += f'; seed {steady[0][0]}, the one without: {steady[0][1]:.3g}'
+    elif steady and diverging.sum():
+        values = np.array([m for _, m in steady])
+        note += f'; over the {len(steady)} seeds without: {values.mean():.3g} +- {values.std():.2g}'
+    _, stored, path = found[seeds[0]]
+    return (f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {iterations_trained(path, exp, stored)} '
+            f'| - | {runs} | {note} |')
 
 
 def make_table(logdir, num_tasks=utils.EVAL_TASKS):
@@ -81,7 +140,11 @@ def commands():
     lines = []
     for exp in experiments.experiments():
         flags = ' '.join(exp.train_flags + exp.iteration_flags())
-        lines.append(f'- `{exp.name}`: `python main.py {flags} --logdir=logs/{exp.name}`')
+        line = f'- `{exp.name}`: `python main.py {flags} --logdir=logs/{exp.name}`'
+        if len(exp.seeds) > 1:
+            line += (f'; seeds {", ".join(str(s) for s in exp.seeds[1:])}: the same with `--seed=N` '
+                     f'and `--logdir=logs/{exp.name}_seedN`')
+        lines.append(line)
     return '\n'.join(lines) + '\n'
 
 

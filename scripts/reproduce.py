@@ -36,6 +36,9 @@ def parse_args():
     parser.add_argument('--sine_update_lr', type=float, default=0.01, help="reference's usage line: 0.001")
     parser.add_argument('--mini5shot_meta_batch_size', type=int, default=2, help="reference's usage line: 4")
     parser.add_argument('--omniglot_iterations', type=int, default=60000)
+    parser.add_argument('--seeds', type=int, default=None,
+                        help='train only the first N seeds of the experiments run with several '
+                             '(default: all, e.g. 5 for the sinusoid MAML)')
     args = parser.parse_args()
     selected = args.only.split(',') if args.only else names
     unknown = sorted(set(selected) - set(names))
@@ -101,8 +104,9 @@ def main():
     args = parse_args()
     if args.smoke:
         make_smoke_sources(args)
-    chosen = [e for e in experiments.experiments(args.sine_update_lr, args.mini5shot_meta_batch_size,
-                                                 args.omniglot_iterations) if e.name in args.selected]
+    chosen = [run for e in experiments.experiments(args.sine_update_lr, args.mini5shot_meta_batch_size,
+                                                   args.omniglot_iterations) if e.name in args.selected
+              for run in e.seed_runs()[:args.seeds]]
     prepare_data(args, {e.datasource for e in chosen})
     failed = []
     start = time.time()

@@ -32,11 +32,17 @@ def load(run_dir, k, update_lr):
     return os.path.basename(run_dir.rstrip('/')), np.asarray(utils.read_eval_pickle(found[0])['mses'])
 
 
-def seed_row(label, mses):
+def count_diverging(mses):
+    """Tasks whose MSE after the last step is not finite, or above LARGE and more than
+    twice what it was after the first step."""
     last = mses[:, -1]
     with np.errstate(invalid='ignore'):
         grew = (last > LARGE) & (last > 2 * mses[:, 1])
-    diverged = int(np.sum(~np.isfinite(last) | grew))
+    return int(np.sum(~np.isfinite(last) | grew))
+
+
+def seed_row(label, mses):
+    diverged = count_diverging(mses)
     means = [mses[:, s].mean() for s in STEPS]
     finite_or_inf = np.where(np.isnan(mses), np.inf, mses)      # nan comes from inf - inf
     medians = [np.median(finite_or_inf[:, s]) for s in STEPS]
@@ -48,7 +54,8 @@ def across(rows, which):
     means = np.array([r[1] for r in rows])
     if len(means) == 0:
         return f'| across seeds, {which} (none) | - | - | - | | | | |'
-    text = ' | '.join(f'{m:.3g} +- {s:.2g}' for m, s in zip(means.mean(0), means.std(0)))
+    with np.errstate(invalid='ignore'):          # a seed whose mean is inf
+        text = ' | '.join(f'{m:.3g} +- {s:.2g}' for m, s in zip(means.mean(0), means.std(0)))
     return f'| across {len(means)} seeds, {which} | {text} | | | | |'
 
 
@@ -62,18 +69,28 @@ def table(runs):
     return '\n'.join(lines) + '\n'
 
 
-def plot(runs, out):
+PAPER_MAML = {1: 0.67, 5: 0.38, 10: 0.35}     # the paper's K=5 MAML MSEs (Figure 3 / text)
+
+
+def plot(runs, out, paper=None):
+    """Mean (left) and median (right) MSE over the tasks against the inner step, one line
+    per seed; a diverging task lifts a seed's mean out of the plot but not its median."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, mses in runs:
-        steps = np.arange(mses.shape[1])
-        ax.plot(steps, mses.mean(0), marker='o', ms=3, label=label)
-    ax.set_yscale('log')
-    ax.set_xlabel('inner gradient steps')
-    ax.set_ylabel('mean MSE over 600 tasks (K=5)')
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, (title, reduce) in zip(axes, (('mean', np.mean), ('median', np.median))):
+        for label, mses in runs:
+            finite_or_inf = np.where(np.isnan(mses), np.inf, mses)
+            ax.plot(np.arange(mses.shape[1]), reduce(finite_or_inf, axis=0), marker='o', ms=3, label=label)
+        if paper and title == 'mean':
+            ax.plot(list(paper), list(paper.values()), 'k*', ms=9, label='paper (mean)')
+        ax.set_yscale('log')
+        ax.set_ylim(0.05, 20)
+        ax.set_xlabel('inner gradient steps')
+        ax.set_title(f'{title} MSE over {mses.shape[0]} tasks')
+    axes[0].set_ylabel('MSE')
+    axes[0].legend(fontsize=7, loc='lower left')
     fig.tight_layout()
     fig.savefig(out, dpi=100)
 
@@ -85,11 +102,12 @@ def main():
     parser.add_argument('--k', type=int, default=5)
     parser.add_argument('--update_lr', type=float, default=0.01)
     parser.add_argument('--out', help='write the figure here')
+    parser.add_argument('--paper', action='store_true', help="mark the paper's MAML numbers in the figure")
     args = parser.parse_args()
     runs = [load(r, args.k, args.update_lr) for r in args.runs]
     print(table(runs))
     if args.out:
-        plot(runs, args.out)
+        plot(runs, args.out, PAPER_MAML if args.paper else None)
         print(f'Wrote {args.out}')
 
 

@@ -58,3 +58,24 @@ def test_sinusoid_seed_table_counts_diverging_tasks(tmp_path):
     table = sinusoid_seeds.table(list(runs.values()))
     assert table.splitlines()[2].endswith('| 0 |') and table.splitlines()[3].endswith('| 4 |')
     assert '| across 1 seeds, no diverging task | 2.73 +- 0 | 1.65 +- 0 | 0.3 +- 0 |' in table
+
+
+def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
+    import utils
+    from scripts import experiments, make_table
+    exp = next(e for e in experiments.experiments() if e.name == 'sine_maml')
+    for run, after_one_step in zip(exp.seed_runs()[:3], (0.5, 0.7, 0.9)):
+        path = experiments.eval_csv(str(tmp_path), run, 5)
+        os.makedirs(os.path.dirname(path))
+        mses = np.full((600, 11), after_one_step)
+        if run.name.endswith('seed2'):
+            mses[:2, -1] = np.inf                     # two tasks of seed 2 diverge
+        utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], mses,
+                                 checkpoint='model70000', split='test')
+    rows = {line.split(' | ')[0]: line.split(' | ') for line in make_table.make_table(str(tmp_path)).splitlines()}
+    one_step = rows['| Sinusoid K=5, MAML, MSE after 1 step']
+    assert one_step[2] == '0.7 +- 0.16 (sd over 3 seeds)' and one_step[4] == '70000'
+    assert one_step[7] == ('diverging tasks per seed (0, 1, 2): 0, 0, 2 (2 of 1800); '
+                           'over the 2 seeds without: 0.6 +- 0.1 |')
+    assert rows['| Sinusoid K=5, MAML, MSE after 10 steps'][2] == 'inf (over 3 seeds; not finite for seed 2)'
+    assert 'not yet run' in rows['| Sinusoid K=5, pretrained, MSE after 1 step'][2]
