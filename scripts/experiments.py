@@ -15,7 +15,8 @@ from config import RunConfig
 SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=10']
 OMNI5 = ['--datasource=omniglot', '--meta_batch_size=32', '--update_batch_size=1',
          '--update_lr=0.4', '--num_updates=1']
-OMNI5_K5 = [f if f != '--update_batch_size=1' else '--update_batch_size=5' for f in OMNI5]
+OMNI5_K5 = ['--datasource=omniglot', '--meta_batch_size=32', '--update_batch_size=5',
+            '--update_lr=0.4', '--num_updates=1']
 OMNI20 = ['--datasource=omniglot', '--num_classes=20', '--meta_batch_size=16',
           '--update_batch_size=1', '--update_lr=0.1', '--num_updates=5']
 MINI = ['--datasource=miniimagenet', '--update_lr=0.01', '--num_updates=5', '--num_filters=32',

@@ -6,7 +6,6 @@ A cell whose evaluation does not exist says 'not yet run' (or 'not yet evaluated
 training is under way); nothing is filled from the paper.
 """
 import argparse
-import dataclasses
 import os
 
 import numpy as np
@@ -63,15 +62,24 @@ def test_result(path, num_tasks):
     return stored, ''
 
 
+def listed(values):
+    return ', '.join(str(v) for v in values)
+
+
 def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
     if len(exp.seeds) > 1:
         return seeds_row(logdir, exp, row, num_tasks)
+    return run_row(logdir, exp, row, num_tasks, exp.name)
+
+
+def run_row(logdir, exp, row, num_tasks, run_label):
+    """The row of one run's evaluation (run_label fills the run column)."""
     percent = exp.datasource != 'sinusoid'
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
     stored, unusable = test_result(path, num_tasks)
     iterations = iterations_trained(path, exp, stored)
     start = f'| {row.label} | {paper_cell(row)} |'
-    end = f'{row.step} | {iterations} | - | {exp.name} | {row.note} |'
+    end = f'{row.step} | {iterations} | - | {run_label} | {row.note} |'
     if stored is None:
         return f'{start} {"not yet run" if iterations == "none" else "not yet evaluated"} | {end}'
     if unusable:
@@ -82,7 +90,7 @@ def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
         value = means[row.step] * (100 if percent else 1)
         inside = 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
     return (f'{start} {fmt(means[row.step], ci95[row.step], percent)} | {row.step} | {iterations} | '
-            f'{inside} | {exp.name} | {row.note} |')
+            f'{inside} | {run_label} | {row.note} |')
 
 
 def seed_results(logdir, exp, k, num_tasks):
@@ -102,19 +110,18 @@ def seeds_row(logdir, exp, row, num_tasks):
     per-seed mean MSEs, and in the note the diverging tasks per seed and the same
     figures over the seeds without any."""
     found = seed_results(logdir, exp, row.eval_k, num_tasks)
-    runs = f'{exp.name} (seeds {", ".join(str(s) for s in exp.seeds)})'
+    runs = f'{exp.name} (seeds {listed(exp.seeds)})'
     if not found:
-        return table_row(logdir, dataclasses.replace(exp, seeds=(0,)), row, num_tasks).replace(
-            f'| {exp.name} |', f'| {runs} |')
+        return run_row(logdir, exp, row, num_tasks, runs)
     seeds = list(found)
     with np.errstate(invalid='ignore'):
         means = np.array([found[s][0][:, row.step].mean() for s in seeds])
         ours = f'{means.mean():.3g} +- {means.std():.2g} (sd over {len(seeds)} seeds)'
     if not np.isfinite(means).all():
-        not_finite = ', '.join(str(s) for s, m in zip(seeds, means) if not np.isfinite(m))
+        not_finite = listed(s for s, m in zip(seeds, means) if not np.isfinite(m))
         ours = f'{means.mean():.3g} (over {len(seeds)} seeds; not finite for seed {not_finite})'
     diverging = np.array([sinusoid_seeds.count_diverging(found[s][0]) for s in seeds])
-    note = (f'diverging tasks per seed ({", ".join(map(str, seeds))}): {", ".join(map(str, diverging))} '
+    note = (f'diverging tasks per seed ({listed(seeds)}): {listed(diverging)} '
             f'({diverging.sum()} of {num_tasks * len(seeds)})')
     steady = [(seed, m) for seed, m, d in zip(seeds, means, diverging) if d == 0]
     if len(steady) == 1 and diverging.sum():
@@ -142,7 +149,7 @@ def commands():
         flags = ' '.join(exp.train_flags + exp.iteration_flags())
         line = f'- `{exp.name}`: `python main.py {flags} --logdir=logs/{exp.name}`'
         if len(exp.seeds) > 1:
-            line += (f'; seeds {", ".join(str(s) for s in exp.seeds[1:])}: the same with `--seed=N` '
+            line += (f'; seeds {listed(exp.seeds[1:])}: the same with `--seed=N` '
                      f'and `--logdir=logs/{exp.name}_seedN`')
         lines.append(line)
     return '\n'.join(lines) + '\n'

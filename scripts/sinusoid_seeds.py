@@ -32,6 +32,11 @@ def load(run_dir, k, update_lr):
     return os.path.basename(run_dir.rstrip('/')), np.asarray(utils.read_eval_pickle(found[0])['mses'])
 
 
+def nan_as_inf(mses):
+    """A diverging task's nan comes from inf - inf: count it as inf for medians."""
+    return np.where(np.isnan(mses), np.inf, mses)
+
+
 def count_diverging(mses):
     """Tasks whose MSE after the last step is not finite, or above LARGE and more than
     twice what it was after the first step."""
@@ -44,8 +49,7 @@ def count_diverging(mses):
 def seed_row(label, mses):
     diverged = count_diverging(mses)
     means = [mses[:, s].mean() for s in STEPS]
-    finite_or_inf = np.where(np.isnan(mses), np.inf, mses)      # nan comes from inf - inf
-    medians = [np.median(finite_or_inf[:, s]) for s in STEPS]
+    medians = [np.median(nan_as_inf(mses)[:, s]) for s in STEPS]
     cells = ' | '.join(f'{m:.3g}' for m in means) + ' | ' + ' | '.join(f'{m:.3g}' for m in medians)
     return diverged, means, f'| {label} | {cells} | {diverged} |'
 
@@ -81,8 +85,7 @@ def plot(runs, out, paper=None):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, (title, reduce) in zip(axes, (('mean', np.mean), ('median', np.median))):
         for label, mses in runs:
-            finite_or_inf = np.where(np.isnan(mses), np.inf, mses)
-            ax.plot(np.arange(mses.shape[1]), reduce(finite_or_inf, axis=0), marker='o', ms=3, label=label)
+            ax.plot(np.arange(mses.shape[1]), reduce(nan_as_inf(mses), axis=0), marker='o', ms=3, label=label)
         if paper and title == 'mean':
             ax.plot(list(paper), list(paper.values()), 'k*', ms=9, label='paper (mean)')
         ax.set_yscale('log')
