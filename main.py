@@ -31,6 +31,11 @@ from utils import UserError
 # failed) say nothing useful and would sit right above this program's own messages.
 NO_GPU_DRIVER = not os.path.exists('/proc/driver/nvidia/version')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3' if NO_GPU_DRIVER else '2')
+# TensorFlow leaves its oneDNN CPU kernels off on some CPUs (an AVX2 one among them) on
+# which they train miniImagenet about 1.8x faster (scripts/benchmark.py --env
+# TF_ENABLE_ONEDNN_OPTS=0 compares), with the same gradients to float32 round-off.
+# GPU kernels are unaffected; a value the user sets wins.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ graph's warm-up); the peak memory is the process's maximum resident set.
   python -m scripts.benchmark omniglot5way miniimagenet1shot
   python -m scripts.benchmark all
   python -m scripts.benchmark all --compare ../other-checkout   # that main.py too, side by side
+  python -m scripts.benchmark all --env TF_ENABLE_ONEDNN_OPTS=0   # this main.py with that set too
 """
 import argparse
 import os
@@ -24,11 +25,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTERVALS = {'sinusoid': 500, 'omniglot': 10, 'miniimagenet': 4}
 # synthetic data: enough classes for 20-way, enough images for K + 15 queries
 OMNIGLOT_SPLIT = '--omniglot_split=30,30'
-SKIPPED = {'sine_maml_seed2'}    # the same configuration as sine_maml
 
 
 def configurations():
-    return {e.name: e for e in experiments.experiments() if e.name not in SKIPPED}
+    return {e.name: e for e in experiments.experiments()}
 
 
 def make_data(root):
@@ -37,13 +37,13 @@ def make_data(root):
     return root
 
 
-def benchmark(name, exp, data_dir, main_py):
+def benchmark(name, exp, data_dir, main_py, extra_env):
     interval = INTERVALS[exp.datasource]
     with tempfile.TemporaryDirectory() as logdir:
         args = [sys.executable, main_py, *exp.train_flags, *exp.iteration_flags(3 * interval),
                 f'--print_interval={interval}', f'--save_interval={10 * interval}', '--log=False',
                 f'--data_dir={data_dir}', f'--logdir={logdir}', OMNIGLOT_SPLIT]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **extra_env)
         # one pipe for both streams (reading two in turn can deadlock); wait4 gives the
         # child's own peak memory
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -64,29 +64,45 @@ def parse_args():
     names = sorted(configurations())
     parser.add_argument('configs', nargs='+', help='"all" or some of: ' + ', '.join(names))
     parser.add_argument('--compare', help='another checkout of this project: time its main.py too')
+    parser.add_argument('--env', metavar='NAME=VALUE',
+                        help='time this main.py also with that environment variable set')
     args = parser.parse_args()
     args.configs = names if args.configs == ['all'] else args.configs
     unknown = sorted(set(args.configs) - set(names))
     if unknown:
         parser.error(f'unknown configuration {", ".join(unknown)}; choose from {", ".join(names)}')
+    if args.env and '=' not in args.env:
+        parser.error(f'--env {args.env}: give NAME=VALUE')
     return args
+
+
+def variants(args):
+    """label -> (main.py, extra environment); the one to compare with comes first."""
+    this = os.path.join(ROOT, 'main.py')
+    chosen = {}
+    if args.compare:
+        chosen['other'] = (os.path.join(os.path.abspath(args.compare), 'main.py'), {})
+    if args.env:
+        name, value = args.env.split('=', 1)
+        chosen[args.env] = (this, {name: value})
+    chosen['this'] = (this, {})
+    return chosen
 
 
 def main():
     args = parse_args()
-    mains = {'this': os.path.join(ROOT, 'main.py')}
-    if args.compare:
-        mains = {'other': os.path.join(os.path.abspath(args.compare), 'main.py'), **mains}
-    header = ' | '.join(f'{k} s/it | {k} peak MB' for k in mains)
-    print(f'| configuration | {header} |' + ('' if len(mains) == 1 else ' other / this |'), flush=True)
+    runs = variants(args)
+    header = ' | '.join(f'{k} s/it | {k} peak MB' for k in runs)
+    ratio_header = ' | '.join(f'{k} / this' for k in list(runs)[:-1])
+    print(f'| configuration | {header} |' + (f' {ratio_header} |' if ratio_header else ''), flush=True)
     chosen = configurations()
     with tempfile.TemporaryDirectory() as data_dir:
         make_data(data_dir)
         for name in args.configs:
-            results = [benchmark(name, chosen[name], data_dir, path) for path in mains.values()]
+            results = [benchmark(name, chosen[name], data_dir, path, env) for path, env in runs.values()]
             cells = ' | '.join(f'{s:.3f} | {m:.0f}' for s, m in results)
-            ratio = '' if len(results) == 1 else f' {results[0][0] / results[1][0]:.2f}x |'
-            print(f'| {name} | {cells} |{ratio}', flush=True)
+            ratios = ''.join(f' {s / results[-1][0]:.2f}x |' for s, _ in results[:-1])
+            print(f'| {name} | {cells} |{ratios}', flush=True)
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), 'shared')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')   # as main.py runs TensorFlow
 
 SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=5', '--update_lr=0.01',
         '--meta_batch_size=4']

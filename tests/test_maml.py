@@ -1,5 +1,7 @@
 """The model: inner update by hand, meta-gradients against finite differences."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -272,3 +274,21 @@ def test_norm_parameters_are_meta_learned_not_adapted():
     assert sorted(fast) == ['b1', 'b2', 'w1', 'w2']
     names = {v.op.name for v in built.vars}
     assert {'model/0/beta', 'model/0/gamma'} <= names          # trained by the meta-update
+
+
+def test_onednn_kernels_give_the_same_second_order_meta_gradient(tmp_path):
+    """main.py turns TensorFlow's oneDNN CPU kernels on; the float32 meta-gradient
+    through conv, max-pool and batch norm must not change beyond round-off (a kernel
+    without an exact second derivative would move it by far more)."""
+    from tests.conftest import ROOT
+    grads = {}
+    for setting in ('0', '1'):
+        out = tmp_path / f'onednn{setting}.npz'
+        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting, TF_CPP_MIN_LOG_LEVEL='3')
+        subprocess.run([sys.executable, '-m', 'tests.meta_gradient_probe', str(out)], cwd=ROOT,
+                       env=env, check=True, capture_output=True, timeout=300)
+        grads[setting] = dict(np.load(out))
+    scale = max(np.abs(g).max() for g in grads['0'].values())
+    assert scale > 0
+    for name, plain in grads['0'].items():
+        np.testing.assert_allclose(grads['1'][name], plain, rtol=0, atol=1e-4 * scale, err_msg=name)

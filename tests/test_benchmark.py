@@ -1,0 +1,32 @@
+"""The speed benchmark: main.py timed on synthetic data, side by side with a variant."""
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def benchmark(*args):
+    return subprocess.run([sys.executable, '-m', 'scripts.benchmark', *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+
+
+def test_benchmark_times_this_main_with_and_without_an_environment_variable():
+    proc = benchmark('sine_maml', '--env', 'TF_ENABLE_ONEDNN_OPTS=0')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header, row = proc.stdout.strip().splitlines()
+    assert header == ('| configuration | TF_ENABLE_ONEDNN_OPTS=0 s/it | TF_ENABLE_ONEDNN_OPTS=0 peak MB '
+                      '| this s/it | this peak MB | TF_ENABLE_ONEDNN_OPTS=0 / this |')
+    cells = [cell.strip() for cell in row.strip('| ').split('|')]
+    assert cells[0] == 'sine_maml'
+    seconds = [float(cells[1]), float(cells[3])]
+    assert all(0 < s < 1 for s in seconds)
+    assert cells[5].endswith('x') and float(cells[5][:-1]) > 0      # the ratio of the two
+
+
+def test_benchmark_rejects_an_unknown_configuration_and_a_bad_env():
+    unknown = benchmark('omniglot_99way')
+    assert unknown.returncode == 2 and 'unknown configuration omniglot_99way' in unknown.stderr
+    bad_env = benchmark('sine_maml', '--env', 'TF_ENABLE_ONEDNN_OPTS')
+    assert bad_env.returncode == 2 and 'give NAME=VALUE' in bad_env.stderr
