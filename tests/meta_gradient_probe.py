@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import maml
+from tests.test_maml import random_batch
 
 
 def meta_gradient():
@@ -19,11 +20,7 @@ def meta_gradient():
     graph = maml.build_graph(cfg, num_steps=2, seed=0)
     variables = maml.model_variables()
     grads = tf.gradients(graph.meta_losses[2], variables)
-    rng = np.random.default_rng(0)
-    labels = np.eye(5, dtype=np.float32)
-    batch = {'inputa': rng.random((2, 5, cfg.dim_input), np.float32),
-             'inputb': rng.random((2, 15, cfg.dim_input), np.float32),
-             'labela': np.tile(labels, (2, 1, 1)), 'labelb': np.tile(labels, (2, 3, 1))}
+    batch = random_batch(cfg, np.random.default_rng(0), tasks=2, examples=5)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         values = sess.run(grads, graph.feed(batch))

@@ -8,7 +8,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import maml
-from tests.conftest import SHARED
+from tests.conftest import ROOT, SHARED
 
 
 def tiny_fc(**overrides):
@@ -280,7 +280,6 @@ def test_onednn_kernels_give_the_same_second_order_meta_gradient(tmp_path):
     """main.py turns TensorFlow's oneDNN CPU kernels on; the float32 meta-gradient
     through conv, max-pool and batch norm must not change beyond round-off (a kernel
     without an exact second derivative would move it by far more)."""
-    from tests.conftest import ROOT
     grads = {}
     for setting in ('0', '1'):
         out = tmp_path / f'onednn{setting}.npz'
