@@ -7,6 +7,7 @@ training is under way); nothing is filled from the paper.
 """
 import argparse
 import os
+import re
 
 import numpy as np
 
@@ -73,13 +74,37 @@ def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
 
 
 def run_row(logdir, exp, row, num_tasks, run_label):
-    """The row of one run's evaluation (run_label fills the run column)."""
-    percent = exp.datasource != 'sinusoid'
+    """The row of one run's evaluation (run_label fills the run column), and after it a row
+    for each earlier checkpoint's evaluation that a later one set aside."""
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
+    lines = [result_row(path, exp, row, num_tasks, run_label, row.label)]
+    for iterations, earlier in earlier_results(path):
+        lines.append(result_row(earlier, exp, row, num_tasks, run_label,
+                                f'{row.label}, at {iterations} iterations'))
+    return '\n'.join(lines)
+
+
+def earlier_results(csv_path):
+    """[(iterations, CSV path)] of the evaluations kept as <name>_model<N>.csv, oldest first."""
+    folder, name = os.path.split(csv_path[:-len('.csv')])
+    pattern = re.compile(re.escape(name) + r'_model(\d+)\.csv')
+    found = [(int(m.group(1)), os.path.join(folder, f))
+             for f in (os.listdir(folder) if os.path.isdir(folder) else [])
+             for m in [pattern.fullmatch(f)] if m]
+    return sorted(found)
+
+
+def result_row(path, exp, row, num_tasks, run_label, label):
+    """The row of the evaluation at `path`; one of a checkpoint before the run's last
+    iteration is marked interim."""
+    percent = exp.datasource != 'sinusoid'
     stored, unusable = test_result(path, num_tasks)
     iterations = iterations_trained(path, exp, stored)
-    start = f'| {row.label} | {paper_cell(row)} |'
-    end = f'{row.step} | {iterations} | - | {run_label} | {row.note} |'
+    note = row.note
+    if stored is not None and iterations.isdigit() and int(iterations) < exp.iterations:
+        note = '; '.join(filter(None, [f'interim: {iterations} of {exp.iterations} iterations', note]))
+    start = f'| {label} | {paper_cell(row)} |'
+    end = f'{row.step} | {iterations} | - | {run_label} | {note} |'
     if stored is None:
         return f'{start} {"not yet run" if iterations == "none" else "not yet evaluated"} | {end}'
     if unusable:
@@ -90,7 +115,7 @@ def run_row(logdir, exp, row, num_tasks, run_label):
         value = means[row.step] * (100 if percent else 1)
         inside = 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
     return (f'{start} {fmt(means[row.step], ci95[row.step], percent)} | {row.step} | {iterations} | '
-            f'{inside} | {run_label} | {row.note} |')
+            f'{inside} | {run_label} | {note} |')
 
 
 def seed_results(logdir, exp, k, num_tasks):

@@ -79,3 +79,30 @@ def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
                            'over the 2 seeds without: 0.6 +- 0.1 |')
     assert rows['| Sinusoid K=5, MAML, MSE after 10 steps'][2] == 'inf (over 3 seeds; not finite for seed 2)'
     assert 'not yet run' in rows['| Sinusoid K=5, pretrained, MSE after 1 step'][2]
+
+
+def test_results_table_keeps_earlier_checkpoints_evaluations_as_interim_rows(tmp_path):
+    import utils
+    from scripts import experiments, make_table
+    exp = next(e for e in experiments.experiments() if e.name == 'miniimagenet1shot')
+    path = experiments.eval_csv(str(tmp_path), exp, 1)
+    folder, name = os.path.split(path[:-len('.csv')])
+    os.makedirs(folder)
+    for checkpoint, accuracy in (('model20000', 0.42), ('model10000', 0.40), ('model60000', 0.47)):
+        utils.set_aside_other_checkpoints_result(folder, name, checkpoint)
+        utils.write_eval_results(folder, name, np.full((600, 11), accuracy), checkpoint, 'test')
+
+    def rows():
+        return {line.split(' | ')[0]: line.split(' | ')
+                for line in make_table.make_table(str(tmp_path)).splitlines()}
+    table = rows()
+    final = table['| miniImagenet 5-way 1-shot']
+    assert final[2:5] == ['47.00 +- 0.00', '10', '60000'] and 'interim' not in final[7]
+    earlier = [label for label in table if label.startswith('| miniImagenet 5-way 1-shot, at')]
+    assert earlier == ['| miniImagenet 5-way 1-shot, at 10000 iterations',
+                       '| miniImagenet 5-way 1-shot, at 20000 iterations']
+    assert table[earlier[0]][2] == '40.00 +- 0.00' and table[earlier[0]][4] == '10000'
+    assert table[earlier[1]][7] == 'interim: 20000 of 60000 iterations |'
+    os.remove(path)                                # the run is still going: its latest is interim
+    utils.write_eval_results(folder, name, np.full((600, 11), 0.45), 'model30000', 'test')
+    assert rows()['| miniImagenet 5-way 1-shot'][7] == 'interim: 30000 of 60000 iterations |'
