@@ -5,6 +5,7 @@ import json
 import math
 import os
 import pickle
+import re
 
 import numpy as np
 
@@ -117,11 +118,21 @@ def set_aside_other_checkpoints_result(folder, basename, checkpoint):
         previous = None
     if previous == checkpoint:
         return None
-    moved = f'{basename}_{previous or "unknown_checkpoint"}'
+    moved = f'{basename}_{previous or "unknown_checkpoint"}'   # read back by set_aside_results
     for ext in ('.csv', '.pkl'):
         if os.path.exists(os.path.join(folder, basename + ext)):
             os.replace(os.path.join(folder, basename + ext), os.path.join(folder, moved + ext))
     return moved
+
+
+def set_aside_results(folder, basename):
+    """[(iterations, CSV path)] of the results set_aside_other_checkpoints_result kept
+    as <basename>_model<N>.csv, oldest first."""
+    pattern = re.compile(re.escape(basename) + r'_model(\d+)\.csv')
+    found = [(int(m.group(1)), os.path.join(folder, f))
+             for f in (os.listdir(folder) if os.path.isdir(folder) else [])
+             for m in [pattern.fullmatch(f)] if m]
+    return sorted(found)
 
 
 # ------------------------------------------------------------------ statistics

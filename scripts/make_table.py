@@ -7,7 +7,6 @@ training is under way); nothing is filled from the paper.
 """
 import argparse
 import os
-import re
 
 import numpy as np
 
@@ -78,20 +77,10 @@ def run_row(logdir, exp, row, num_tasks, run_label):
     for each earlier checkpoint's evaluation that a later one set aside."""
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
     lines = [result_row(path, exp, row, num_tasks, run_label, row.label)]
-    for iterations, earlier in earlier_results(path):
+    for iterations, earlier in utils.set_aside_results(*os.path.split(path[:-len('.csv')])):
         lines.append(result_row(earlier, exp, row, num_tasks, run_label,
                                 f'{row.label}, at {iterations} iterations'))
     return '\n'.join(lines)
-
-
-def earlier_results(csv_path):
-    """[(iterations, CSV path)] of the evaluations kept as <name>_model<N>.csv, oldest first."""
-    folder, name = os.path.split(csv_path[:-len('.csv')])
-    pattern = re.compile(re.escape(name) + r'_model(\d+)\.csv')
-    found = [(int(m.group(1)), os.path.join(folder, f))
-             for f in (os.listdir(folder) if os.path.isdir(folder) else [])
-             for m in [pattern.fullmatch(f)] if m]
-    return sorted(found)
 
 
 def result_row(path, exp, row, num_tasks, run_label, label):
