@@ -125,13 +125,16 @@ def set_aside_other_checkpoints_result(folder, basename, checkpoint):
     return moved
 
 
-def set_aside_results(folder, basename):
-    """[(iterations, CSV path)] of the results set_aside_other_checkpoints_result kept
-    as <basename>_model<N>.csv, oldest first."""
-    pattern = re.compile(re.escape(basename) + r'_model(\d+)\.csv')
-    found = [(int(m.group(1)), os.path.join(folder, f))
-             for f in (os.listdir(folder) if os.path.isdir(folder) else [])
-             for m in [pattern.fullmatch(f)] if m]
+def set_aside_results(csv_path):
+    """[(iterations, CSV path)] of the earlier results that set_aside_other_checkpoints_result
+    kept beside the evaluation `csv_path` as <name>_model<N>.csv, oldest first."""
+    folder, filename = os.path.split(csv_path)
+    pattern = re.compile(re.escape(filename[:-len('.csv')]) + r'_model(\d+)\.csv')
+    found = []
+    for other in (os.listdir(folder) if os.path.isdir(folder) else []):
+        match = pattern.fullmatch(other)
+        if match:
+            found.append((int(match.group(1)), os.path.join(folder, other)))
     return sorted(found)
 
 

@@ -77,7 +77,7 @@ def run_row(logdir, exp, row, num_tasks, run_label):
     for each earlier checkpoint's evaluation that a later one set aside."""
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
     lines = [result_row(path, exp, row, num_tasks, run_label, row.label)]
-    for iterations, earlier in utils.set_aside_results(*os.path.split(path[:-len('.csv')])):
+    for iterations, earlier in utils.set_aside_results(path):
         lines.append(result_row(earlier, exp, row, num_tasks, run_label,
                                 f'{row.label}, at {iterations} iterations'))
     return '\n'.join(lines)
