@@ -34,12 +34,28 @@ def read_scalars(run_dir, tag):
     return steps, [points[s] for s in steps]
 
 
+def moving_average(values, window):
+    """Mean of each value and the window-1 before it (fewer at the start), so a
+    noisy one-batch-per-summary curve can be read; window 1 returns the values."""
+    if window < 1:
+        raise ValueError(f'window must be at least 1, got {window}')
+    averages, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        averages.append(total / min(i + 1, window))
+    return averages
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('runs', nargs='+', help='run folders (searched recursively for event files)')
     parser.add_argument('--tag', default='Post-update loss, step 1')
     parser.add_argument('--out', default='logs/figures/curves.png')
     parser.add_argument('--log_y', action='store_true')
+    parser.add_argument('--smooth', type=int, default=1, metavar='N',
+                        help='also draw the moving average over N summaries (raw curve faint)')
     args = parser.parse_args()
     import matplotlib
     matplotlib.use('Agg')
@@ -49,7 +65,13 @@ def main():
         steps, values = read_scalars(run, args.tag)
         if not steps:
             raise SystemExit(f'error: no "{args.tag}" summaries under {run}')
-        ax.plot(steps, values, label=os.path.basename(run.rstrip('/')))
+        label = os.path.basename(run.rstrip('/'))
+        if args.smooth > 1:
+            raw, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+            ax.plot(steps, moving_average(values, args.smooth), color=raw.get_color(),
+                    label=f'{label} (mean of {args.smooth})')
+        else:
+            ax.plot(steps, values, label=label)
     ax.set_xlabel('iteration')
     ax.set_ylabel(args.tag)
     if args.log_y:

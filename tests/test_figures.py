@@ -43,6 +43,12 @@ def test_a_resumed_runs_newer_event_file_wins_whatever_the_mtimes(tmp_path):
     assert plot_curves.read_scalars(str(run), 'Post-update loss, step 1') == ([100], [2.0])
 
 
+def test_moving_average_is_the_mean_of_each_value_and_those_before_it():
+    assert plot_curves.moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert plot_curves.moving_average([1.0, 3.0, 5.0], 1) == [1.0, 3.0, 5.0]
+    assert plot_curves.moving_average([2.0, 4.0, 9.0], 10) == [2.0, 3.0, 5.0]
+
+
 def test_sinusoid_seed_table_counts_diverging_tasks(tmp_path):
     import utils
     from scripts import sinusoid_seeds
