@@ -57,6 +57,8 @@ def main():
     parser.add_argument('--smooth', type=int, default=1, metavar='N',
                         help='also draw the moving average over N summaries (raw curve faint)')
     args = parser.parse_args()
+    if args.smooth < 1:
+        parser.error(f'--smooth must be at least 1, got {args.smooth}')
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
