@@ -4,6 +4,7 @@ The flags keep the original's names and defaults. Everything downstream (the tra
 the evaluation, the scripts) reads a RunConfig built from them once, at the entry point.
 """
 import dataclasses
+import json
 import os
 
 from absl import flags
@@ -38,6 +39,9 @@ DATASOURCES = {
                                clip=10.0, flatten_features=True),
 }
 
+# What a checkpoint must be evaluated with: the network's shape, and the test split.
+ARCHITECTURE = ('datasource', 'num_classes', 'baseline', 'norm', 'num_filters', 'conv', 'max_pool',
+                'omniglot_split')
 SUMMARY_INTERVAL = 100         # TensorBoard summaries
 VALIDATION_EVERY_PRINTS = 5    # a validation batch every this many progress lines
 
@@ -216,6 +220,13 @@ class RunConfig:
         if self.datasource == 'omniglot':
             settings['omniglot_split'] = list(self.split_sizes)
         return settings
+
+    def architecture_differences(self, stored):
+        """The flags that decide the network or the test split on which `stored` (a
+        run's settings.json) differs from this run, as '--name=stored (now ours)'."""
+        ours = json.loads(json.dumps(self.training_settings()))
+        return [f'--{k}={stored.get(k)} (now {ours.get(k)})' for k in ARCHITECTURE
+                if (k in stored or k in ours) and stored.get(k) != ours.get(k)]
 
     @property
     def eval_split(self):

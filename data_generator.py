@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from config import DATASOURCES
+from data import prepared
 from utils import UserError
 
 OMNIGLOT_FOLDER = 'omniglot_resized'
@@ -155,6 +156,7 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
     if not os.path.isdir(folder):
         raise UserError(f'Omniglot data not found in {folder}; prepare it with '
                         f'`python data/prepare_omniglot.py --source DIR` (or without --source to download)')
+    check_prepared(folder, 'data/prepare_omniglot.py')
     characters = [os.path.join(folder, alphabet, char) for alphabet in sorted_dirs(folder)
                   for char in sorted_dirs(os.path.join(folder, alphabet))]
     num_train, num_val = split_sizes
@@ -165,6 +167,18 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
     random.Random(1).shuffle(characters)
     return {'train': characters[:num_train], 'val': characters[num_train:num_train + num_val],
             'test': characters[num_train + num_val:]}
+
+
+def check_prepared(folder, script):
+    """Refuse data that differs from what its preparation script verified and recorded."""
+    try:
+        differ = prepared.differences(folder)
+    except prepared.RecordError as err:
+        raise UserError(f'{err}, so it cannot be checked: move it away and prepare the data '
+                        f'with `python {script} --source DIR`') from None
+    if differ:
+        raise UserError(f'{folder} is not what {script} prepared: {"; ".join(differ)}. '
+                        f'Run `python {script} --source DIR` again')
 
 
 def load_omniglot(data_root, splits, split_sizes=OMNIGLOT_SPLIT):
@@ -181,6 +195,7 @@ def load_miniimagenet(data_root, splits):
         if not os.path.isdir(folder) or not sorted_dirs(folder):
             raise UserError(f'miniImagenet {split} images not found in {folder}; prepare them with '
                             f'`python data/prepare_miniimagenet.py --source DIR`')
+        check_prepared(folder, 'data/prepare_miniimagenet.py')
         images[split] = stack_classes(
             [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', DATASOURCES['miniimagenet'].img_size)
              for c in sorted_dirs(folder)],

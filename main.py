@@ -149,11 +149,8 @@ class Trainer:
     def restore_or_init(self):
         """Initialise, then restore the newest readable checkpoint; returns its step."""
         self.sess.run(tf.global_variables_initializer())
-        state = tf.train.get_checkpoint_state(self.exp_dir) if self.run.resume else None
-        if state is None:
-            return 0
-        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-        for kept, path in reversed(list(enumerate(paths, 1))):
+        found = [path for _, path in utils.checkpoints_in(self.exp_dir)] if self.run.resume else []
+        for i, path in enumerate(found):
             try:
                 missing = maml.restore_variables(self.sess, path, tf.global_variables())
             except (tf.errors.OpError, ValueError) as err:
@@ -162,11 +159,13 @@ class Trainer:
                 continue
             if missing:
                 print(f'Note: {len(missing)} variables not in {path} start fresh: {missing[:3]}...')
-            self.saver.recover_last_checkpoints(paths[:kept])
+            self.saver.recover_last_checkpoints(found[i:][::-1])   # so the oldest are pruned
             self.last_saved = os.path.basename(path)
             return int(self.sess.run(self.global_step))
-        raise UserError(f'no readable checkpoint in {self.exp_dir}; move the folder away to '
-                        f'start over, or give another --logdir')
+        if found:
+            raise UserError(f'no readable checkpoint in {self.exp_dir}; move the folder away to '
+                            f'start over, or give another --logdir')
+        return 0
 
     def batch(self, itr, split='train'):
         return training_batch(self.run, self.tasks, itr, split)
@@ -297,13 +296,13 @@ def write_summary(writer, values, step):
 
 # -------------------------------------------------------------- evaluation
 def checkpoint_prefix(path):
-    """A checkpoint given as its folder, its prefix, or one of its files."""
+    """A checkpoint given as its folder (its newest), its prefix, or one of its files."""
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise UserError(f'--checkpoint={path} is a folder without a checkpoint state file; '
+        found = utils.checkpoints_in(path)
+        if not found:
+            raise UserError(f'--checkpoint={path} is a folder without model<N> checkpoints; '
                             f'give a checkpoint prefix such as {os.path.join(path, "model60000")}')
-        return latest
+        return found[0][1]
     for suffix in ('.index', '.meta'):
         if path.endswith(suffix):
             return path[:-len(suffix)]
@@ -316,19 +315,31 @@ def find_checkpoint(run):
     elif run.test_iter >= 0:
         path = os.path.join(run.exp_dir, f'model{run.test_iter}')
     else:
-        path = tf.train.latest_checkpoint(run.exp_dir)
-        if path is None:
+        found = utils.checkpoints_in(run.exp_dir)
+        if not found:
             raise UserError(f'no checkpoint in {run.exp_dir}: train first (same flags, --train=True), '
                             f'or give --checkpoint=PATH')
+        path = found[0][1]
     if not tf.train.checkpoint_exists(path):
         raise UserError(f'checkpoint {path} not found')
     return path
 
 
-def evaluate(run, tasks):
+def check_fits(run, checkpoint):
+    """Refuse a checkpoint whose run's settings.json names another network or split."""
+    stored = utils.read_settings(os.path.dirname(checkpoint))
+    differ = run.architecture_differences(stored) if stored else []
+    if differ:
+        raise UserError(f'{checkpoint} was trained with {", ".join(differ)}; evaluate it with '
+                        f'the flags in {os.path.join(os.path.dirname(checkpoint), utils.SETTINGS_FILE)}')
+
+
+def evaluate(run):
     """The paper's protocol: num_test_tasks tasks one at a time, the metric after
     0..test_num_updates steps; writes the reference's CSV and pickle."""
     checkpoint = find_checkpoint(run)
+    check_fits(run, checkpoint)
+    tasks = load_tasks(run, [run.eval_split])
     graph = build_graph(run, tasks, run.test_num_updates)
     sess = new_session(run)
     try:
@@ -385,7 +396,7 @@ def execute(run):
             tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'])
             Trainer(run, tasks).train()
     else:
-        evaluate(run, load_tasks(run, [run.eval_split]))
+        evaluate(run)
 
 
 def main(argv):

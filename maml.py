@@ -320,18 +320,25 @@ def build_train_ops(graph, meta_lr, clip_value=None, pretrain=False, metatrain=T
     return global_step, ops
 
 
+def listed(names, most=4):
+    return ', '.join(names[:most]) + ('...' if len(names) > most else '')
+
+
 def restore_variables(sess, checkpoint, variables, require_all=False):
     """Restore `variables` from `checkpoint` by name, checking shapes first.
 
-    Returns the names absent from the checkpoint (they keep their initial values);
-    with require_all, any absence is an error. Extra checkpoint entries are ignored.
+    Returns the names absent from the checkpoint (they keep their initial values).
+    With require_all the checkpoint's model must be exactly this one: any absence, or
+    a model weight of the checkpoint that this model lacks, is an error.
     """
     stored = dict(tf.train.list_variables(checkpoint))
     by_name = {v.op.name: v for v in variables}
     missing = sorted(n for n in by_name if n not in stored)
-    if require_all and missing:
-        raise UserError(f'checkpoint {checkpoint} does not fit this model: it lacks '
-                        f'{", ".join(missing[:4])}{"..." if len(missing) > 4 else ""} '
+    unused = sorted(n for n in stored if n.startswith('model/') and n not in by_name
+                    and not n.endswith(('/Adam', '/Adam_1')))
+    if require_all and (missing or unused):
+        what = f'lacks {listed(missing)}' if missing else f'holds {listed(unused)}, which this model lacks'
+        raise UserError(f'checkpoint {checkpoint} does not fit this model: it {what} '
                         f'(check --datasource, --num_filters, --max_pool, --norm, --conv)')
     present = {n: v for n, v in by_name.items() if n in stored}
     for name, var in present.items():

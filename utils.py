@@ -1,6 +1,8 @@
 """What a run keeps on disk besides checkpoints: its settings file and lock, and
 evaluation result files with their statistics; and UserError. No TensorFlow here."""
+import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -17,6 +19,22 @@ class UserError(Exception):
 # ------------------------------------------------------------------- run folder
 SETTINGS_FILE = 'settings.json'
 LOCK_FILE = 'train.lock'
+CHECKPOINT_INDEX = re.compile(r'model(\d+)\.index')
+
+
+def checkpoints_in(folder):
+    """[(iteration, prefix)] of the model<N> checkpoints in `folder`, newest first.
+
+    Read from the checkpoint files themselves, not from TensorFlow's `checkpoint`
+    state file, so a deleted or damaged state file cannot hide a run's checkpoints.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = [(int(m.group(1)), os.path.join(folder, f'model{m.group(1)}'))
+             for m in map(CHECKPOINT_INDEX.fullmatch, names) if m]
+    return sorted(found, reverse=True)
 
 
 def check_writable(folder):
@@ -33,22 +51,37 @@ def check_writable(folder):
 
 def check_settings(folder, settings):
     """Record the settings a folder is trained with (settings.json), or refuse in one
-    line to go on training it with other ones. A folder trained before this file
-    existed adopts the current settings."""
+    line to go on training it with other ones. Only a checkpoint binds a folder to its
+    settings: before the first one (a run that failed at start-up or diverged early)
+    a relaunch with other settings takes the folder over."""
     settings = json.loads(json.dumps(settings))
     path = os.path.join(folder, SETTINGS_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            stored = json.load(f)
+    stored = read_settings(folder)
+    if stored is not None and checkpoints_in(folder):
         differ = [k for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
         if differ:
             listed = ', '.join(f'--{k}={stored.get(k)} (now {settings.get(k)})' for k in differ)
             raise UserError(f'{folder} was trained with {listed}; resume with those settings '
                             f'or train in another --logdir')
         return
-    with open(path + '.tmp', 'w') as f:
-        json.dump(settings, f, indent=1, sort_keys=True)
-    os.replace(path + '.tmp', path)
+    write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))
+
+
+def read_settings(folder):
+    """The settings.json of a run folder, or None when it has none; a damaged one is a
+    UserError."""
+    path = os.path.join(folder, SETTINGS_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        if not isinstance(stored, dict):
+            raise ValueError('not a JSON object')
+    except (OSError, ValueError) as err:
+        raise UserError(f'{path} is damaged ({err}); restore it, or delete it and resume with '
+                        f'the flags the folder was trained with') from None
+    return stored
 
 
 def process_alive(pid):
@@ -149,24 +182,43 @@ def summarize_per_step(values):
     return means, stds, ci95
 
 
+def write_atomically(path, data):
+    """Write a file whole or not at all (a temporary file beside it, then a rename), so
+    a full disk or an interruption never leaves it half written."""
+    tmp = f'{path}.tmp{os.getpid()}'
+    if isinstance(data, str):
+        data = data.encode()
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise UserError(f'cannot write {path} ({err.strerror or err}); it was left as it was') from None
+
+
 def write_eval_results(folder, basename, values, checkpoint=None, split=None):
     """Write the reference's CSV (header, means, stds, ci95) and pickle ({'mses': values}).
 
     The pickle also names the evaluated checkpoint ('checkpoint': 'model60000'), the
     split and the number of tasks, so a table made later knows what the numbers are.
+    Each file is written atomically, the pickle first: a CSV is there only when its
+    pickle is complete, so the CSV's presence means a whole result.
     """
     values = np.asarray(values)
     means, stds, ci95 = summarize_per_step(values)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow([f'update{i}' for i in range(values.shape[1])])
+    for row in (means, stds, ci95):
+        writer.writerow(row)
     csv_path = os.path.join(folder, basename + '.csv')
-    with open(csv_path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow([f'update{i}' for i in range(values.shape[1])])
-        writer.writerow(means)
-        writer.writerow(stds)
-        writer.writerow(ci95)
-    with open(os.path.join(folder, basename + '.pkl'), 'wb') as f:
-        pickle.dump({'mses': values, 'checkpoint': checkpoint, 'split': split,
-                     'num_tasks': len(values)}, f)
+    write_atomically(csv_path[:-len('.csv')] + '.pkl', pickle.dumps(
+        {'mses': values, 'checkpoint': checkpoint, 'split': split, 'num_tasks': len(values)}))
+    write_atomically(csv_path, text.getvalue())
     return csv_path
 
 
@@ -181,3 +233,36 @@ def read_eval_csv(path):
     with open(path, newline='') as f:
         rows = list(csv.reader(f))
     return tuple(np.array([float(v) for v in row]) for row in rows[1:4])
+
+
+def read_result(csv_path):
+    """An evaluation as (its pickle's contents, the CSV's (means, stds, ci95)); a missing
+    or damaged file of the pair is a UserError naming it."""
+    pkl_path = csv_path[:-len('.csv')] + '.pkl'
+    try:
+        stored = read_eval_pickle(csv_path)
+        steps = np.asarray(stored['mses']).shape[1]
+    except Exception as err:    # unpickling damaged bytes can raise almost anything
+        raise damaged_result(pkl_path, err, csv_path) from None
+    try:
+        columns = read_eval_csv(csv_path)
+        if len(columns) != 3 or any(len(c) != steps for c in columns):
+            raise ValueError(f'expected 3 rows of {steps} values')
+    except (OSError, ValueError) as err:
+        raise damaged_result(csv_path, err, csv_path) from None
+    return stored, columns
+
+
+def damaged_result(path, err, csv_path):
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else (str(err) or type(err).__name__)
+    return UserError(f'{path} is missing or damaged ({reason}); delete {os.path.basename(csv_path)} '
+                     f'and its .pkl and evaluate again')
+
+
+def result_complete(csv_path):
+    """Whether an evaluation's CSV and pickle are both there and readable."""
+    try:
+        read_result(csv_path)
+    except UserError:
+        return False
+    return True

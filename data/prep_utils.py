@@ -6,6 +6,8 @@ import sys
 import time
 import urllib.request
 
+import prepared
+
 
 class PrepError(Exception):
     """Printed as one line by `run`."""
@@ -43,17 +45,31 @@ def locate(name, source, url, download_dir):
 
 
 class AtomicFolder:
-    """Write into `<dest>.partial`, then rename to `dest` only once verified."""
+    """Write into `<dest>.partial`, then rename to `dest` once verified and recorded.
+
+    Only a folder that a preparation script made (one holding its record) is ever
+    replaced or removed: anything else at `dest` is refused before any work starts.
+    """
 
     def __init__(self, dest):
-        self.dest, self.partial = dest, dest.rstrip('/') + '.partial'
+        self.dest, self.partial = dest.rstrip('/'), dest.rstrip('/') + '.partial'
 
     def __enter__(self):
-        shutil.rmtree(self.partial, ignore_errors=True)
+        for folder in (self.dest, self.partial):
+            if os.path.isdir(folder) and os.listdir(folder) and not prepared.has_record(folder):
+                raise PrepError(f'{folder} exists and was not made by this script (it holds no '
+                                f'{prepared.RECORD} record); move it away or choose another --dest. '
+                                f'Nothing was changed')
+            if os.path.exists(folder) and not os.path.isdir(folder):
+                raise PrepError(f'{folder} is a file; move it away or choose another --dest')
+        if os.path.isdir(self.partial):
+            shutil.rmtree(self.partial)
         os.makedirs(self.partial)
+        prepared.write_record(self.partial)    # marks it as ours until the real record
         return self.partial
 
     def commit(self):
+        prepared.write_record(self.partial)
         if os.path.exists(self.dest):
             shutil.rmtree(self.dest)
         os.replace(self.partial, self.dest)

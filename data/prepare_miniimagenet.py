@@ -18,6 +18,7 @@ import zlib
 
 from PIL import Image
 
+import prepared
 from prep_utils import AtomicFolder, PrepError, Progress, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,11 +98,12 @@ def write_image(data, filename, out_path):
 
 
 def is_prepared(split_dir, classes):
-    if not os.path.isdir(split_dir):
+    """The split folder still matches the record written after it was built (names,
+    sizes, checksums), and holds exactly the images the CSV lists."""
+    if not prepared.matches(split_dir):
         return False
-    return all(os.path.isdir(os.path.join(split_dir, label)) and
-               len(os.listdir(os.path.join(split_dir, label))) == len(files)
-               for label, files in classes.items())
+    listed = {os.path.join(label, f) for label, files in classes.items() for f in files}
+    return set(prepared.read_record(split_dir)) == listed
 
 
 def prepare_split(split, classes, images, dest):
@@ -117,6 +119,8 @@ def prepare_split(split, classes, images, dest):
     if present < total:
         raise PrepError(f'{split}: only {present} of the {total} images listed in {split}.csv '
                         f'are in the source')
+    if os.path.isdir(split_dir):
+        print(f'{split}: {split_dir} does not match what was prepared; preparing it again')
     output = AtomicFolder(split_dir)
     with output as partial:
         progress = Progress(split, total)

@@ -15,13 +15,13 @@ import zipfile
 
 from PIL import Image
 
+import prepared
 from prep_utils import AtomicFolder, PrepError, Progress, locate, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZIPS = ('images_background.zip', 'images_evaluation.zip')
 URL = 'https://github.com/brendenlake/omniglot/raw/master/python/'
 NUM_CHARACTERS, NUM_IMAGES = 1623, 32460
-MARKER = '.prepared'   # characters, images and bytes of the verified tree
 
 
 def parse_args():
@@ -34,36 +34,15 @@ def parse_args():
     return parser.parse_args()
 
 
-def visible(names):
-    return sorted(n for n in names if not n.startswith('.'))
-
-
-def tree_summary(folder):
-    """(characters, images, bytes) in an <alphabet>/<character>/*.png tree."""
-    characters = images = size = 0
-    for alphabet in visible(os.listdir(folder)):
-        if not os.path.isdir(os.path.join(folder, alphabet)):
-            continue
-        for character in visible(os.listdir(os.path.join(folder, alphabet))):
-            path = os.path.join(folder, alphabet, character)
-            if not os.path.isdir(path):
-                continue
-            characters += 1
-            for name in visible(os.listdir(path)):
-                images += 1
-                size += os.path.getsize(os.path.join(path, name))
-    return characters, images, size
+def counts(files):
+    """(characters, images) of an <alphabet>/<character>/*.png file list."""
+    return len({os.path.dirname(p) for p in files}), len(files)
 
 
 def is_prepared(folder, expected):
-    """Prepared means built and verified here: the marker written after the build
-    matches the tree now (counts and total size), so a damaged file is noticed."""
-    marker = os.path.join(folder, MARKER)
-    if not os.path.isfile(marker):
-        return False
-    with open(marker) as f:
-        recorded = tuple(int(v) for v in f.read().split())
-    return recorded[:2] == expected and recorded == tree_summary(folder)
+    """Prepared means built and verified here: the folder still matches the record
+    written after the build (names, sizes, checksums), with the expected counts."""
+    return prepared.matches(folder) and counts(prepared.read_record(folder)) == expected
 
 
 def png_members(zip_file):
@@ -99,17 +78,17 @@ def main():
     if is_prepared(args.dest, expected):
         print(f'{args.dest} is already prepared ({expected[0]} characters, {expected[1]} images)')
         return
+    if os.path.isdir(args.dest):
+        print(f'{args.dest} does not match what was prepared; preparing it again')
     zips = [locate(name, args.source, URL + name, args.download_dir) for name in ZIPS]
     output = AtomicFolder(args.dest)
     with output as partial:
         for zip_path in zips:
             resize_zip(zip_path, partial)
-        found = tree_summary(partial)
-        if found[:2] != expected:
+        found = counts(prepared.visible_files(partial))
+        if found != expected:
             raise PrepError(f'the source is incomplete: {found[0]} characters and {found[1]} images, '
                             f'expected {expected[0]} and {expected[1]}')
-        with open(os.path.join(partial, MARKER), 'w') as f:
-            f.write(' '.join(str(v) for v in found))
         output.commit()
     print(f'Prepared {args.dest}: {expected[0]} characters, {expected[1]} images')
 

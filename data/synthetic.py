@@ -11,6 +11,8 @@ import zipfile
 import numpy as np
 from PIL import Image
 
+from data import prepared
+
 
 def class_patterns(rng, num_classes, size, channels, blocks=7, ink=0.2):
     """Coarse random block patterns (blocks x blocks cells), easy for a small conv net."""
@@ -34,6 +36,7 @@ def omniglot_resized_tree(root, alphabets=3, characters=10, drawings=20, seed=0)
             for d in range(drawings):
                 ink = noisy(patterns[a * characters + c], rng)[..., 0]
                 Image.fromarray(~ink).convert('1').save(os.path.join(folder, f'{c:04d}_{d:02d}.png'))
+    prepared.write_record(os.path.join(root, 'omniglot_resized'))
     return root
 
 
@@ -84,4 +87,5 @@ def miniimagenet_tree(root, classes=(10, 5, 5), per_class=20, size=84, seed=0):
             for i in range(per_class):
                 pixels = np.clip(colour + rng.normal(0, 20, (size, size, 3)), 0, 255)
                 Image.fromarray(pixels.astype(np.uint8)).save(os.path.join(folder, f'{i:04d}.jpg'))
+        prepared.write_record(os.path.join(root, 'miniImagenet', split))
     return root

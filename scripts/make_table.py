@@ -7,12 +7,12 @@ training is under way); nothing is filled from the paper.
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 
-import tensorflow.compat.v1 as tf
-
 import utils
+from utils import UserError
 from scripts import experiments, sinusoid_seeds
 from scripts.experiments import Experiment, Row
 
@@ -32,11 +32,8 @@ def iterations_trained(csv_path, exp, stored):
     checkpoint = stored.get('checkpoint') if stored else None
     if checkpoint:
         return checkpoint[len('model'):]
-    folder = os.path.dirname(csv_path)
-    state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
-    if state is None:
-        return 'none'
-    return os.path.basename(state.model_checkpoint_path)[len('model'):]
+    found = utils.checkpoints_in(os.path.dirname(csv_path))
+    return str(found[0][0]) if found else 'none'
 
 
 def fmt(value, ci, percent):
@@ -55,11 +52,14 @@ def paper_cell(row):
 
 
 def test_result(path, num_tasks):
-    """The stored evaluation at `path`: (pickle contents or None, why it is unusable or '')."""
-    stored = utils.read_eval_pickle(path) if os.path.isfile(path) else None
-    if stored is not None and (stored.get('split', 'test') != 'test' or len(stored['mses']) != num_tasks):
-        return stored, f'not a {num_tasks}-task test result: {path}'
-    return stored, ''
+    """The evaluation at `path`: (pickle contents, CSV columns) or (None, None) when there is
+    none, and why it is unusable or ''; a damaged one is a UserError."""
+    if not os.path.isfile(path):
+        return None, None, ''
+    stored, columns = utils.read_result(path)
+    if stored.get('split', 'test') != 'test' or len(stored['mses']) != num_tasks:
+        return stored, columns, f'not a {num_tasks}-task test result: {path}'
+    return stored, columns, ''
 
 
 def listed(values):
@@ -87,7 +87,7 @@ def result_row(path, exp, row, num_tasks, run_label, label):
     """The row of the evaluation at `path`; one of a checkpoint before the run's last
     iteration is marked interim."""
     percent = exp.datasource != 'sinusoid'
-    stored, unusable = test_result(path, num_tasks)
+    stored, columns, unusable = test_result(path, num_tasks)
     iterations = iterations_trained(path, exp, stored)
     note = row.note
     if stored is not None and iterations.isdigit() and int(iterations) < exp.iterations:
@@ -98,7 +98,7 @@ def result_row(path, exp, row, num_tasks, run_label, label):
         return f'{start} {"not yet run" if iterations == "none" else "not yet evaluated"} | {end}'
     if unusable:
         return f'{start} {unusable} | {end}'
-    means, _, ci95 = utils.read_eval_csv(path)
+    means, _, ci95 = columns
     inside = '-'
     if row.paper_ci is not None:
         value = means[row.step] * (100 if percent else 1)
@@ -113,7 +113,7 @@ def seed_results(logdir, exp, k, num_tasks):
     found = {}
     for run in exp.seed_runs():
         path = experiments.eval_csv(logdir, run, k, num_tasks)
-        stored, unusable = test_result(path, num_tasks)
+        stored, _, unusable = test_result(path, num_tasks)
         if stored is not None and not unusable:
             found[run.seeds[0]] = (np.asarray(stored['mses']), stored, path)
     return found
@@ -171,13 +171,18 @@ def commands():
 
 def update_readme(path, block):
     """Put `block` between the README's results markers."""
-    with open(path) as f:
-        text = f.read()
-    start = text.index('<!-- results')
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as err:
+        raise UserError(f'cannot read {path} ({err.strerror})') from None
+    start = text.find('<!-- results')
+    end = text.find(README_END, start)
+    if start < 0 or end < 0 or text.find('-->', start) > end:
+        raise UserError(f'{path} lacks the results markers (<!-- results ... --> and '
+                        f'{README_END}); nothing was written')
     start = text.index('-->', start) + len('-->\n')
-    end = text.index(README_END, start)
-    with open(path, 'w') as f:
-        f.write(text[:start] + block + text[end:])
+    utils.write_atomically(path, text[:start] + block + text[end:])
 
 
 def main():
@@ -187,14 +192,19 @@ def main():
     parser.add_argument('--commands', action='store_true', help="also list each run's command")
     parser.add_argument('--readme', help='replace the results block of this README')
     args = parser.parse_args()
-    table = make_table(args.logdir) + ('\n' + commands() if args.commands else '')
-    if args.readme:
-        update_readme(args.readme, make_table(args.logdir) + '\nThe `run` column names the '
-                      'training command (`--logdir=logs/RUN`):\n\n' + commands())
+    try:
+        if not os.path.isdir(args.logdir):
+            raise UserError(f'--logdir={args.logdir} is not a folder; nothing was written')
+        results = make_table(args.logdir)
+        table = results + ('\n' + commands() if args.commands else '')
+        if args.readme:
+            update_readme(args.readme, results + '\nThe `run` column names the '
+                          'training command (`--logdir=logs/RUN`):\n\n' + commands())
+        if args.out:
+            utils.write_atomically(args.out, table)
+    except UserError as err:
+        sys.exit(f'error: {err}')
     print(table)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(table)
 
 
 if __name__ == '__main__':

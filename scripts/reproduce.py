@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 
+import utils
 from scripts import experiments, make_table
+from utils import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,9 +52,15 @@ def parse_args():
 
 
 def run(cmd):
+    """Run a step; on Ctrl-C (which the step receives too) let it save and exit first."""
     print('  $ ' + ' '.join(cmd), flush=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-    return subprocess.run(cmd, env=env).returncode
+    with subprocess.Popen(cmd, env=env) as proc:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            raise
 
 
 def prepare_data(args, needed):
@@ -87,11 +95,12 @@ def train_and_evaluate(exp, args):
     if run(common) != 0:
         return False
     folder = experiments.experiment_folder(args.logdir, exp)
-    checkpoint_time = os.path.getmtime(os.path.join(folder, 'checkpoint'))
+    newest = utils.checkpoints_in(folder)[0][1]
+    checkpoint_time = os.path.getmtime(newest + '.index')
     train_k = experiments.run_config(exp).update_batch_size
     for k in sorted({row.eval_k for row in exp.rows}):
         csv_path = experiments.eval_csv(args.logdir, exp, k, SMOKE_TASKS if args.smoke else 600)
-        if os.path.isfile(csv_path) and os.path.getmtime(csv_path) > checkpoint_time:
+        if utils.result_complete(csv_path) and os.path.getmtime(csv_path) > checkpoint_time:
             print(f'  evaluation K={k} is up to date: {csv_path}')
             continue
         if run(common + ['--train=False', '--test_set=True', f'--update_batch_size={k}',
@@ -100,8 +109,8 @@ def train_and_evaluate(exp, args):
     return True
 
 
-def main():
-    args = parse_args()
+def reproduce(args):
+    """Train and evaluate the chosen experiments, then write the table; the failed ones."""
     if args.smoke:
         make_smoke_sources(args)
     chosen = [run for e in experiments.experiments(args.sine_update_lr, args.mini5shot_meta_batch_size,
@@ -117,10 +126,21 @@ def main():
             print(f'  {exp.name} failed; going on with the others', flush=True)
     table = make_table.make_table(args.logdir, SMOKE_TASKS if args.smoke else 600)
     out = os.path.join(args.logdir, 'results.md')
-    with open(out, 'w') as f:
-        f.write(table)
+    utils.write_atomically(out, table)
     print(table)
     print(f'Wrote {out}' + (f'; failed: {", ".join(failed)}' if failed else ''))
+    return failed
+
+
+def main():
+    args = parse_args()
+    try:
+        failed = reproduce(args)
+    except UserError as err:
+        sys.exit(f'error: {err}')
+    except KeyboardInterrupt:
+        print('\ninterrupted: finished steps are kept; run the same command to go on', file=sys.stderr)
+        sys.exit(130)
     sys.exit(1 if failed else 0)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import data_generator
 from data_generator import ImageTasks, SinusoidTasks, batch_rng
-from data import synthetic
+from data import prepared, synthetic
 from utils import UserError
 
 
@@ -56,8 +56,8 @@ def test_omniglot_split_is_disjoint_and_independent_of_listing_order(omniglot_ro
 def test_omniglot_split_matches_reference_shuffle(omniglot_root):
     import random
     folder = os.path.join(omniglot_root, 'omniglot_resized')
-    chars = sorted(os.path.join(folder, a, c) for a in os.listdir(folder)
-                   for c in os.listdir(os.path.join(folder, a)))
+    chars = sorted(os.path.join(folder, a, c) for a in os.listdir(folder)   # as the reference lists them
+                   if os.path.isdir(os.path.join(folder, a)) for c in os.listdir(os.path.join(folder, a)))
     random.seed(1)
     random.shuffle(chars)
     assert data_generator.omniglot_character_split(omniglot_root, (20, 5))['train'] == chars[:20]
@@ -160,6 +160,7 @@ def test_miniimagenet_tasks_counts_and_pixel_range(tmp_path):
                 os.makedirs(split_root / split / row['label'], exist_ok=True)
                 shutil.copy(os.path.join(source, 'images', row['filename']),
                             split_root / split / row['label'] / row['filename'])
+        prepared.write_record(str(split_root / split))
     tasks = data_generator.make_tasks('miniimagenet', str(root), ['train', 'val'], 5)
     assert tasks.images['train'].shape == (6, 20, 84, 84, 3)
     assert tasks.images['val'].shape == (5, 20, 84, 84, 3)

@@ -13,7 +13,7 @@ import data_generator
 import main
 import utils
 from config import RunConfig
-from data import synthetic
+from data import prepared, synthetic
 from tests.conftest import ROOT, SINE, run_main, sine_dir
 from utils import UserError
 
@@ -160,7 +160,7 @@ def test_checkpoint_given_as_folder_file_or_damaged(tmp_path):
     execute(*evaluate, f'--checkpoint={folder}/model2.index')
     assert utils.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01_val_2tasks.csv'))[
         'checkpoint'] == 'model2'
-    with pytest.raises(UserError, match='without a checkpoint state file'):
+    with pytest.raises(UserError, match='a folder without model<N> checkpoints'):
         execute(*evaluate, f'--checkpoint={tmp_path}')
     with open(glob.glob(os.path.join(folder, 'model4.data-*'))[0], 'r+b') as f:
         f.truncate(10)
@@ -205,6 +205,7 @@ def test_damaged_omniglot_images_are_named(omniglot, damage, message):
     else:
         for name in os.listdir(character):
             os.remove(os.path.join(character, name))
+    prepared.write_record(os.path.join(root, 'omniglot_resized'))   # as if prepared that way
     with pytest.raises(UserError, match=message) as err:
         load(root, split=(1, 1))
     assert (character if damage == 'empty_folder' else first) in str(err.value)

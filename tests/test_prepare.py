@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from data import synthetic
+from data_generator import sorted_dirs
 from tests.conftest import ROOT
 
 
@@ -60,9 +61,9 @@ def test_prepare_miniimagenet_prepares_present_splits_and_names_missing(tmp_path
     assert proc.returncode == 0, proc.stderr
     assert 'train: its images are not in the source' in proc.stdout
     assert sorted(os.listdir(dest)) == ['test', 'val']
-    assert len(os.listdir(os.path.join(dest, 'val'))) == 5
+    assert len(sorted_dirs(os.path.join(dest, 'val'))) == 5
     assert all(len(os.listdir(os.path.join(dest, 'test', c))) == 8
-               for c in os.listdir(os.path.join(dest, 'test')))
+               for c in sorted_dirs(os.path.join(dest, 'test')))
     with Image.open(os.path.join(dest, 'val', big_label, big_name)) as image:
         assert image.size == (84, 84)
     name, label = listed(source, 'test', 1)

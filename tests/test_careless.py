@@ -1,0 +1,212 @@
+"""Careless commands and damaged files that used to lose work or give a wrong number
+with exit 0: each now keeps the work and either does the right thing or refuses in
+one line naming the file or setting at fault."""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import data_generator
+import main
+import utils
+from config import RunConfig
+from data import prepared, synthetic
+from tests.conftest import ROOT, SINE, sine_dir
+from utils import UserError
+
+
+def execute(*args):
+    main.execute(RunConfig.from_args(list(args)))
+
+
+def sine(tmp_path, *args):
+    return [*SINE, f'--logdir={tmp_path}', '--log=False', *args]
+
+
+def script(path, *args):
+    """A script of the repository in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, *path.split(), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+
+
+def one_error_line(proc):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+    return lines[0]
+
+
+# ------------------------------------------------- the checkpoint state file
+@pytest.mark.parametrize('damage', ['deleted', 'garbage', 'empty', 'names_a_missing_model'])
+def test_a_lost_or_damaged_state_file_still_resumes_from_the_newest_checkpoint(tmp_path, capsys, damage):
+    execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=5'))
+    state = os.path.join(sine_dir(str(tmp_path)), 'checkpoint')
+    if damage == 'deleted':
+        os.remove(state)
+    else:
+        text = {'garbage': '\x00\x17not a proto {{', 'empty': '',
+                'names_a_missing_model': 'model_checkpoint_path: "model99"\n'}[damage]
+        with open(state, 'w') as f:
+            f.write(text)
+    execute(*sine(tmp_path, '--metatrain_iterations=12', '--save_interval=5'))
+    assert 'iterations 11..12' in capsys.readouterr().out
+    execute(*sine(tmp_path, '--metatrain_iterations=12', '--train=False', '--num_test_tasks=2'))
+    stored = utils.read_eval_pickle(os.path.join(sine_dir(str(tmp_path)),
+                                                 'test_ubs5_stepsize0.01_val_2tasks.csv'))
+    assert stored['checkpoint'] == 'model12'
+
+
+def test_checkpoint_files_none_of_which_is_readable_are_refused_not_overwritten(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=5'))
+    folder = sine_dir(str(tmp_path))
+    os.remove(os.path.join(folder, 'checkpoint'))
+    for data in glob.glob(os.path.join(folder, 'model*.data-*')):
+        with open(data, 'r+b') as f:
+            f.truncate(3)
+    with pytest.raises(UserError, match='no readable checkpoint in'):
+        execute(*sine(tmp_path, '--metatrain_iterations=8'))
+    assert os.path.getsize(glob.glob(os.path.join(folder, 'model5.data-*'))[0]) == 3
+
+
+# ---------------------------------------------------------------- settings
+def test_a_folder_without_checkpoints_takes_the_corrected_settings(tmp_path, capsys):
+    folder = sine_dir(str(tmp_path))
+    os.makedirs(folder)
+    utils.check_settings(folder, {'meta_lr': 1000.0})       # a run that failed before its first save
+    execute(*sine(tmp_path, '--metatrain_iterations=2'))
+    assert utils.read_settings(folder)['meta_lr'] == 0.001
+    with pytest.raises(UserError, match=r'was trained with --meta_lr=0.001 \(now 0.01\)'):
+        execute(*sine(tmp_path, '--metatrain_iterations=4', '--meta_lr=0.01'))
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--norm=None'], r'--norm=batch_norm \(now None\)'),
+    (['--max_pool=True'], r'--max_pool=False \(now True\)'),
+    (['--num_classes=3'], None),           # sinusoid ignores it, but it names the experiment
+])
+def test_a_checkpoint_is_evaluated_only_with_the_network_it_was_trained_as(tmp_path, flags, message):
+    train = [*sine(tmp_path, '--metatrain_iterations=2'), '--norm=batch_norm']
+    execute(*train)
+    checkpoint = os.path.join(sine_dir(str(tmp_path))[:-len('nonorm')] + 'batchnorm', 'model2')
+    evaluate = [*train, '--train=False', '--num_test_tasks=2', f'--checkpoint={checkpoint}']
+    execute(*evaluate)                       # its own flags: fine
+    if message is None:
+        with pytest.raises(UserError, match=r'--num_classes=5 \(now 3\)'):
+            execute(*evaluate, *flags)
+        return
+    with pytest.raises(UserError, match=message):
+        execute(*evaluate, *flags)
+    os.remove(os.path.join(os.path.dirname(checkpoint), utils.SETTINGS_FILE))
+    if flags == ['--norm=None']:             # without settings.json the weights themselves tell
+        with pytest.raises(UserError, match=r'holds model/0/beta.*which this model lacks'):
+            execute(*evaluate, *flags)
+
+
+# ------------------------------------------------------------------ results
+def test_a_full_disk_while_writing_a_result_leaves_the_previous_pair_whole(tmp_path):
+    folder = str(tmp_path)
+    utils.write_eval_results(folder, 'test_ubs5_stepsize0.01', np.full((3, 2), 0.5), checkpoint='model1')
+    before = {f: open(os.path.join(folder, f), 'rb').read() for f in os.listdir(folder)}
+    os.symlink('/dev/full', os.path.join(folder, f'test_ubs5_stepsize0.01.pkl.tmp{os.getpid()}'))
+    with pytest.raises(UserError, match='cannot write .*test_ubs5_stepsize0.01.pkl .No space left'):
+        utils.write_eval_results(folder, 'test_ubs5_stepsize0.01', np.full((3, 2), 0.9), checkpoint='model1')
+    assert {f: open(os.path.join(folder, f), 'rb').read() for f in os.listdir(folder)} == before
+
+
+@pytest.mark.parametrize('damage', ['no_pkl', 'empty_pkl', 'garbage_pkl', 'short_csv'])
+def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage):
+    from scripts import experiments, make_table
+    exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
+    path = experiments.eval_csv(str(tmp_path), exp, 1)
+    os.makedirs(os.path.dirname(path))
+    utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4],
+                             np.full((600, 11), 0.9), checkpoint='model10', split='test')
+    assert utils.result_complete(path)
+    pkl = path[:-4] + '.pkl'
+    if damage == 'no_pkl':
+        os.remove(pkl)
+    else:
+        target, text = {'empty_pkl': (pkl, b''), 'garbage_pkl': (pkl, b'\x80\x04garbage'),
+                        'short_csv': (path, b'update0\r\n0.5\r\n')}[damage]
+        with open(target, 'wb') as f:
+            f.write(text)
+    assert not utils.result_complete(path)
+    with pytest.raises(UserError, match=f'{os.path.basename(target if damage != "no_pkl" else pkl)} '
+                                        f'is missing or damaged'):
+        make_table.make_table(str(tmp_path))
+
+
+def test_make_table_with_a_missing_logdir_writes_nothing(tmp_path):
+    readme = tmp_path / 'README.md'
+    readme.write_text('top\n<!-- results: here -->\nold rows\n<!-- /results -->\nend\n')
+    proc = script('-m scripts.make_table', '--readme', str(readme), '--logdir', str(tmp_path / 'typo'))
+    assert 'is not a folder; nothing was written' in one_error_line(proc)
+    assert 'old rows' in readme.read_text()
+    readme.write_text('no markers here\n')
+    proc = script('-m scripts.make_table', '--readme', str(readme), '--logdir', str(tmp_path))
+    assert 'lacks the results markers' in one_error_line(proc)
+    assert readme.read_text() == 'no markers here\n'
+
+
+# --------------------------------------------------------------------- data
+@pytest.mark.parametrize('case', ['user_folder', 'dest_is_source', 'user_partial'])
+def test_prepare_omniglot_never_replaces_a_folder_it_did_not_make(tmp_path, case):
+    os.makedirs(tmp_path / 'zips')
+    source = synthetic.omniglot_zips(str(tmp_path / 'zips'))
+    dest = {'user_folder': str(tmp_path / 'mine'), 'dest_is_source': source,
+            'user_partial': str(tmp_path / 'out')}[case]
+    precious = dest + ('.partial' if case == 'user_partial' else '')
+    os.makedirs(precious, exist_ok=True)
+    with open(os.path.join(precious, 'thesis.tex'), 'w') as f:
+        f.write('years of work')
+    before = sorted(os.listdir(precious))
+    proc = script('data/prepare_omniglot.py', '--source', source, '--dest', dest,
+                  '--expect_characters=9', '--expect_images=36')
+    assert f'{precious} exists and was not made by this script' in one_error_line(proc)
+    assert sorted(os.listdir(precious)) == before
+    shutil.rmtree(precious)
+    os.makedirs(precious)                    # an empty folder holds nothing to lose
+    if case != 'dest_is_source':
+        assert script('data/prepare_omniglot.py', '--source', source, '--dest', dest,
+                      '--expect_characters=9', '--expect_images=36').returncode == 0
+
+
+def test_a_missing_omniglot_character_is_named_instead_of_reshuffling_the_splits(tmp_path):
+    root = synthetic.omniglot_resized_tree(str(tmp_path), alphabets=2, characters=10)
+    splits = data_generator.omniglot_character_split(root, (10, 5))
+    shutil.rmtree(os.path.join(root, 'omniglot_resized', 'Alphabet_1', 'character04'))
+    with pytest.raises(UserError, match=r'20 missing \(Alphabet_1/character04/0003_00.png'):
+        data_generator.omniglot_character_split(root, (10, 5))
+    with open(os.path.join(root, 'omniglot_resized', prepared.RECORD), 'w') as f:
+        f.write('1623 32460 9999')           # the count marker of older versions
+    with pytest.raises(UserError, match='unreadable or from an older version.*move it away'):
+        data_generator.omniglot_character_split(root, (10, 5))
+    assert len(splits['test']) == 5
+
+
+@pytest.mark.parametrize('damage', ['same_size', 'truncated'])
+def test_a_damaged_prepared_image_is_named_and_rebuilt(tmp_path, damage):
+    source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val', 'test'))
+    dest = str(tmp_path / 'miniImagenet')
+    assert script('data/prepare_miniimagenet.py', '--source', source, '--dest', dest).returncode == 0
+    image = sorted(glob.glob(os.path.join(dest, 'val', '*', '*.jpg')))[3]
+    good = open(image, 'rb').read()
+    with open(image, 'r+b') as f:
+        if damage == 'truncated':
+            f.truncate(len(good) // 2)
+        else:                                # other bytes, same size: only the checksum tells
+            f.seek(len(good) // 2)
+            f.write(bytes(255 - b for b in good[len(good) // 2:len(good) // 2 + 16]))
+    changed = os.path.relpath(image, os.path.join(dest, 'val'))
+    assert prepared.differences(os.path.join(dest, 'val'), checksums=True) == [f'1 changed ({changed})']
+    if damage == 'truncated':                # main.py's quick check (names and sizes) sees it too
+        with pytest.raises(UserError, match=f'is not what data/prepare_miniimagenet.py prepared: '
+                                            f'1 changed \\({changed}\\)'):
+            data_generator.load_miniimagenet(str(tmp_path), ['val'])
+    again = script('data/prepare_miniimagenet.py', '--source', source, '--dest', dest)
+    assert again.returncode == 0
+    assert 'preparing it again' in again.stdout and 'test: already prepared' in again.stdout
+    assert open(image, 'rb').read() == good
