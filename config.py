@@ -5,9 +5,12 @@ the evaluation, the scripts) reads a RunConfig built from them once, at the entr
 """
 import dataclasses
 import json
+import math
 import os
 
 from absl import flags
+
+from utils import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NORMS = ('batch_norm', 'layer_norm', 'None')
@@ -39,6 +42,8 @@ DATASOURCES = {
                                clip=10.0, flatten_features=True),
 }
 
+POSITIVE = ('meta_batch_size', 'update_batch_size', 'num_updates', 'num_classes', 'save_interval',
+            'num_filters', 'test_num_updates', 'num_test_tasks')
 # What a checkpoint must be evaluated with: the network's shape, and the test split.
 ARCHITECTURE = ('datasource', 'num_classes', 'baseline', 'norm', 'num_filters', 'conv', 'max_pool',
                 'omniglot_split')
@@ -145,6 +150,36 @@ class RunConfig:
     omniglot_split: tuple
     inter_op_threads: int
     intra_op_threads: int
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self):
+        """Refuse values no run can use, in one line (a UserError) naming the flag."""
+        if self.baseline == 'oracle' and self.datasource != 'sinusoid':
+            raise UserError('--baseline=oracle exists for --datasource=sinusoid only')
+        at_least = dict.fromkeys(POSITIVE, 1)
+        at_least.update(pretrain_iterations=0, metatrain_iterations=0, test_iter=-1,
+                        inter_op_threads=0, intra_op_threads=0)
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise UserError(f'--{name} must be at least {low} (got {getattr(self, name)})')
+        if self.print_interval is not None and self.print_interval < 1:
+            raise UserError(f'--print_interval must be at least 1 (got {self.print_interval})')
+        if self.train_update_batch_size != -1 and self.train_update_batch_size < 1:
+            raise UserError(f'--train_update_batch_size must be at least 1, or -1 for '
+                            f'--update_batch_size (got {self.train_update_batch_size})')
+        for name in ('meta_lr', 'update_lr', 'train_update_lr'):
+            value = getattr(self, name)
+            if name == 'train_update_lr' and value == -1:
+                continue                 # -1: the same as --update_lr
+            if not (math.isfinite(value) and value > 0):
+                raise UserError(f'--{name} must be a positive finite number (got {value})')
+        if self.train and self.checkpoint:
+            raise UserError('--checkpoint is for evaluation (--train=False)')
+        if len(self.omniglot_split) != 2 or not all(str(v).isdigit() for v in self.omniglot_split):
+            raise UserError(f'--omniglot_split takes two whole numbers, meta-train and validation '
+                            f'characters (got {",".join(map(str, self.omniglot_split))})')
 
     @classmethod
     def from_flags(cls, fv=flags.FLAGS):

@@ -12,7 +12,6 @@ Usage:
 """
 import contextlib
 import glob
-import math
 import os
 import signal
 import sys
@@ -63,27 +62,6 @@ flags.adopt_module_key_flags(config)   # --help lists them as main.py's own
 
 
 # ------------------------------------------------------------------ set-up
-def validate(run):
-    if run.baseline == 'oracle' and run.datasource != 'sinusoid':
-        raise UserError('--baseline=oracle exists for --datasource=sinusoid only')
-    positive = ['meta_batch_size', 'update_batch_size', 'num_updates', 'num_classes',
-                'save_interval', 'num_filters', 'test_num_updates', 'num_test_tasks']
-    for name in positive:
-        if getattr(run, name) < 1:
-            raise UserError(f'--{name} must be at least 1 (got {getattr(run, name)})')
-    for name in ('meta_lr', 'update_lr'):
-        value = getattr(run, name)
-        if not math.isfinite(value) or value <= 0:
-            raise UserError(f'--{name} must be a positive finite number (got {value})')
-    if run.pretrain_iterations < 0 or run.metatrain_iterations < 0:
-        raise UserError('iteration counts cannot be negative')
-    if run.train and run.checkpoint:
-        raise UserError('--checkpoint is for evaluation (--train=False)')
-    if len(run.omniglot_split) != 2 or not all(v.isdigit() for v in run.omniglot_split):
-        raise UserError(f'--omniglot_split takes two whole numbers, meta-train and validation '
-                        f'characters (got {",".join(run.omniglot_split)})')
-
-
 def load_tasks(run, splits):
     return data_generator.make_tasks(run.datasource, run.data_dir, splits, run.num_classes,
                                      oracle=run.baseline == 'oracle',
@@ -194,8 +172,13 @@ class Trainer:
     def save(self, done):
         if not self.sess.run(self.weights_finite):
             raise self.diverged(done, 'the weights are no longer finite')
-        path = self.saver.save(self.sess, os.path.join(self.exp_dir, f'model{done}'),
-                               write_meta_graph=False)
+        try:
+            path = self.saver.save(self.sess, os.path.join(self.exp_dir, f'model{done}'),
+                                   write_meta_graph=False)
+        except (tf.errors.OpError, OSError) as err:
+            kept = f'{self.last_saved} is kept' if self.last_saved else 'nothing was saved'
+            raise UserError(f'cannot save model{done} in {self.exp_dir} ({first_line(err)}); {kept}. '
+                            f'Free some space and run the same command') from None
         if self.writer:
             self.writer.flush()
         self.last_saved = os.path.basename(path)
@@ -373,8 +356,14 @@ def write_results(run, values, checkpoint):
 
 
 def first_line(err):
-    text = getattr(err, 'message', None) or str(err)
-    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    """The line of an error that says what went wrong. A TensorFlow graph error starts
+    with 'Graph execution error:' and names the cause just above its '[[node]]' line."""
+    lines = [line.strip() for line in (getattr(err, 'message', None) or str(err)).splitlines()]
+    lines = [line for line in lines if line]
+    for before, line in zip(lines, lines[1:]):
+        if line.startswith('[['):
+            return before
+    return lines[0] if lines else type(err).__name__
 
 
 def print_eval_table(values, what):
@@ -386,7 +375,6 @@ def print_eval_table(values, what):
 # -------------------------------------------------------------------- main
 def execute(run):
     """Train or evaluate, as the run says."""
-    validate(run)
     if run.train:
         utils.check_writable(run.exp_dir)
         with utils.TrainingLock(run.exp_dir):
@@ -405,6 +393,9 @@ def main(argv):
         execute(RunConfig.from_flags())
     except UserError as err:
         sys.exit(f'error: {err}')
+    except KeyboardInterrupt:     # before training's own handler, or a second Ctrl-C
+        print('interrupted: what was saved is kept; run the same command to go on', file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == '__main__':

@@ -46,7 +46,8 @@ def check_writable(folder):
             f.write('ok')
         os.remove(probe)
     except OSError as err:
-        raise UserError(f'cannot write to {folder} ({err.strerror}); choose another --logdir') from None
+        raise UserError(f'cannot write to {folder} ({err.strerror}); free some space or choose '
+                        f'another --logdir') from None
 
 
 def check_settings(folder, settings):
@@ -103,19 +104,26 @@ class TrainingLock:
 
     def __enter__(self):
         try:
+            self.take()
+        except OSError as err:
+            raise UserError(f'cannot take the lock {self.path} ({err.strerror}); if no process '
+                            f'trains this folder, delete it') from None
+        return self
+
+    def take(self):
+        try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            with open(self.path) as f:
+            with open(self.path, errors='replace') as f:
                 text = f.read().strip()
             pid = int(text) if text.isdigit() else None
             if pid and pid != os.getpid() and process_alive(pid):
                 raise UserError(f'process {pid} is training {os.path.dirname(self.path)}; wait for it '
                                 f'or stop it (its lock is {self.path})') from None
-            os.remove(self.path)    # left by a process that was killed
+            os.remove(self.path)    # left by a process that was killed, or damaged
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
-        return self
 
     def __exit__(self, *exc):
         if os.path.exists(self.path):

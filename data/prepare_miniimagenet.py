@@ -75,8 +75,14 @@ def read_split_csv(source, split):
     if not os.path.isfile(path):
         raise PrepError(f'{path} not found (--source must hold train.csv, val.csv and test.csv)')
     classes = collections.OrderedDict()
-    with open(path, newline='') as f:
-        for row in csv.DictReader(f):
+    with open(path, newline='', errors='replace') as f:
+        reader = csv.DictReader(f)
+        if not {'filename', 'label'} <= set(reader.fieldnames or []):
+            raise PrepError(f'{path} does not start with the header filename,label '
+                            f'(found {",".join(reader.fieldnames or []) or "nothing"})')
+        for row in reader:
+            if not row['filename'] or not row['label']:
+                raise PrepError(f'{path} line {reader.line_num} lacks a filename or a label')
             classes.setdefault(row['label'], []).append(row['filename'])
     if not classes:
         raise PrepError(f'{path} lists no images')

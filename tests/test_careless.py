@@ -4,6 +4,7 @@ one line naming the file or setting at fault."""
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -210,3 +211,102 @@ def test_a_damaged_prepared_image_is_named_and_rebuilt(tmp_path, damage):
     assert again.returncode == 0
     assert 'preparing it again' in again.stdout and 'test: already prepared' in again.stdout
     assert open(image, 'rb').read() == good
+
+
+# ------------------------------------------------------- full disk, Ctrl-C
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs), mounted for the test; needs root."""
+    folder = tmp_path / 'disk'
+    folder.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f'cannot mount a small tmpfs here ({mounted.stderr.strip()}); run as root')
+    yield folder
+    subprocess.run(['umount', str(folder)], check=True)
+
+
+def fill(folder, leave):
+    """Fill the file system holding `folder` but for `leave` bytes; returns the filler's path."""
+    path = os.path.join(folder, 'filler')
+    with open(path, 'wb', buffering=0) as f:
+        try:
+            while True:
+                f.write(b'\0' * 4096)
+        except OSError:
+            pass
+    os.truncate(path, max(os.path.getsize(path) - leave, 0))
+    return path
+
+
+def test_a_full_disk_stops_training_in_one_line_and_keeps_the_last_checkpoint(small_disk):
+    args = [*SINE, f'--logdir={small_disk}', '--log=False', '--save_interval=2']
+    assert run_sine(*args, '--metatrain_iterations=2').returncode == 0
+    filler = fill(small_disk, leave=12288)   # room for the lock, not for a checkpoint
+    proc = run_sine(*args, '--metatrain_iterations=4')
+    assert 'cannot save model4' in one_error_line(proc) and 'model2 is kept' in proc.stderr
+    assert 'No space left on device' in proc.stderr
+    os.remove(filler)
+    assert 'iterations 3..4' in run_sine(*args, '--metatrain_iterations=4').stdout
+
+
+def run_sine(*args):
+    return script('main.py', *args)
+
+
+def test_ctrl_c_during_evaluation_exits_130_and_writes_no_half_result(tmp_path):
+    args = sine(tmp_path, '--metatrain_iterations=2')
+    assert run_sine(*args).returncode == 0
+    proc = subprocess.Popen([sys.executable, 'main.py', *args, '--train=False', '--num_test_tasks=100000'],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+    for line in proc.stdout:
+        if line.startswith('Evaluating'):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines() == [
+        'interrupted: what was saved is kept; run the same command to go on']
+    assert not glob.glob(os.path.join(sine_dir(str(tmp_path)), '*.csv'))
+
+
+# ------------------------------------------------------ damaged run files
+@pytest.mark.parametrize('damage,outcome', [
+    ('garbage_lock', 'trains'),
+    ('lock_is_a_folder', 'cannot take the lock'),
+    ('garbage_settings', 'settings.json is damaged'),
+    ('settings_a_list', 'settings.json is damaged'),
+])
+def test_damaged_run_files_are_taken_over_or_named(tmp_path, damage, outcome):
+    execute(*sine(tmp_path, '--metatrain_iterations=2'))
+    folder = sine_dir(str(tmp_path))
+    if damage == 'lock_is_a_folder':
+        os.makedirs(os.path.join(folder, utils.LOCK_FILE, 'inside'))
+    else:
+        name, text = {'garbage_lock': (utils.LOCK_FILE, '\xff\x00zz'),
+                      'garbage_settings': (utils.SETTINGS_FILE, '{"datasource": '),
+                      'settings_a_list': (utils.SETTINGS_FILE, '[1, 2]')}[damage]
+        with open(os.path.join(folder, name), 'w') as f:
+            f.write(text)
+    if outcome == 'trains':
+        execute(*sine(tmp_path, '--metatrain_iterations=4'))
+        assert utils.checkpoints_in(folder)[0][0] == 4
+        return
+    with pytest.raises(UserError, match=outcome):
+        execute(*sine(tmp_path, '--metatrain_iterations=4'))
+    assert utils.checkpoints_in(folder)[0][0] == 2
+
+
+@pytest.mark.parametrize('header,message', [
+    ('name,class', 'does not start with the header filename,label'),
+    ('', 'does not start with the header filename,label'),
+])
+def test_a_split_csv_of_another_format_is_named(tmp_path, header, message):
+    source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val',))
+    path = os.path.join(source, 'val.csv')
+    rows = open(path).read().splitlines()[1:]
+    with open(path, 'w') as f:
+        f.write('\n'.join([header] + rows if header else []))
+    proc = script('data/prepare_miniimagenet.py', '--source', source, '--dest', str(tmp_path / 'out'))
+    assert message in one_error_line(proc) and 'val.csv' in proc.stderr

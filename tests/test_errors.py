@@ -40,10 +40,22 @@ def checkpoints(tmp_path):
     ('--meta_batch_size=0', '--meta_batch_size must be at least 1'),
     ('--omniglot_split=abc', '--omniglot_split takes two whole numbers'),
     ('--baseline=oracle --datasource=omniglot', '--baseline=oracle exists for --datasource=sinusoid only'),
+    ('--print_interval=0', '--print_interval must be at least 1'),
+    ('--test_iter=-2', '--test_iter must be at least -1'),
+    ('--metatrain_iterations=-1', '--metatrain_iterations must be at least 0'),
+    ('--intra_op_threads=-1', '--intra_op_threads must be at least 0'),
+    ('--train_update_batch_size=0', '--train_update_batch_size must be at least 1, or -1'),
+    ('--train_update_lr=0', '--train_update_lr must be a positive finite number'),
+    ('--train=False --checkpoint=x', None),
+    ('--checkpoint=x', '--checkpoint is for evaluation'),
 ])
 def test_bad_settings_are_refused_before_anything_runs(tmp_path, flag, message):
+    """RunConfig.from_args, which the scripts use, checks them as the command line does."""
+    if message is None:                  # a good value is let through
+        RunConfig.from_args([*sine(tmp_path), *flag.split()])
+        return
     with pytest.raises(UserError, match=message.replace('+', r'\+')):
-        execute(*sine(tmp_path), *flag.split())
+        RunConfig.from_args([*sine(tmp_path), *flag.split()])
     assert not os.path.exists(sine_dir(str(tmp_path)))
 
 
