@@ -4,6 +4,7 @@ The flags keep the original's names and defaults. Everything downstream (the tra
 the evaluation, the scripts) reads a RunConfig built from them once, at the entry point.
 """
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -13,7 +14,8 @@ from absl import flags
 from utils import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NORMS = ('batch_norm', 'layer_norm', 'None')
+NORM_SUFFIX = {'batch_norm': 'batchnorm', 'layer_norm': 'layernorm', 'None': 'nonorm'}
+NORMS = tuple(NORM_SUFFIX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,64 +55,51 @@ VALIDATION_EVERY_PRINTS = 5    # a validation batch every this many progress lin
 
 def define_flags(fv=flags.FLAGS):
     """Define the flags on `fv`: the original's first, then this port's additions."""
-    flags.DEFINE_enum('datasource', 'sinusoid', sorted(DATASOURCES), 'Task family.', flag_values=fv)
-    flags.DEFINE_integer('num_classes', 5, 'N in N-way classification (ignored by the sinusoid data).',
-                         flag_values=fv)
-    flags.DEFINE_enum('baseline', None, ['oracle'],
-                      'oracle: sinusoid input with amplitude and phase appended, trained by plain '
-                      'regression. (The pretrained baseline is --pretrain_iterations=N '
-                      '--metatrain_iterations=0.)', flag_values=fv)
-    flags.DEFINE_integer('pretrain_iterations', 0, 'Iterations of multi-task pretraining '
-                         '(pre-update loss).', flag_values=fv)
-    flags.DEFINE_integer('metatrain_iterations', 15000, 'Meta-training iterations.', flag_values=fv)
-    flags.DEFINE_integer('meta_batch_size', 25, 'Tasks per meta-update.', flag_values=fv)
-    flags.DEFINE_float('meta_lr', 0.001, 'Adam learning rate of the meta-update.', flag_values=fv)
-    flags.DEFINE_integer('update_batch_size', 5, 'K: examples per class for the inner update.',
-                         flag_values=fv)
-    flags.DEFINE_float('update_lr', 1e-3, 'alpha: step size of the inner gradient update.', flag_values=fv)
-    flags.DEFINE_integer('num_updates', 1, 'Inner gradient steps during training.', flag_values=fv)
-    flags.DEFINE_enum('norm', 'batch_norm', list(NORMS), 'Normalisation.', flag_values=fv)
-    flags.DEFINE_integer('num_filters', 64, 'Conv filters (the paper uses 32 for miniImagenet).',
-                         flag_values=fv)
-    flags.DEFINE_bool('conv', True, 'Conv net for images (False: FC net 256-128-64-64).', flag_values=fv)
-    flags.DEFINE_bool('max_pool', False, '2x2 max-pool after stride-1 convs instead of stride-2 convs.',
-                      flag_values=fv)
-    flags.DEFINE_bool('stop_grad', False, 'First-order MAML: no second derivatives through the '
-                      'inner step.', flag_values=fv)
-    flags.DEFINE_bool('log', True, 'Write TensorBoard summaries.', flag_values=fv)
-    flags.DEFINE_string('logdir', '/tmp/data', 'Where summaries and checkpoints go.', flag_values=fv)
-    flags.DEFINE_bool('resume', True, 'Resume training from the latest checkpoint of the experiment.',
-                      flag_values=fv)
-    flags.DEFINE_bool('train', True, 'Train (True) or evaluate (False).', flag_values=fv)
-    flags.DEFINE_integer('test_iter', -1, 'Checkpoint iteration to evaluate (-1: latest).', flag_values=fv)
-    flags.DEFINE_bool('test_set', False, 'Evaluate on the test split (False: validation split).',
-                      flag_values=fv)
-    flags.DEFINE_integer('train_update_batch_size', -1, 'K used in training, when evaluating with '
-                         'another K.', flag_values=fv)
-    flags.DEFINE_float('train_update_lr', -1, 'alpha used in training, when evaluating with another '
-                       'alpha.', flag_values=fv)
+    def on_fv(define):
+        return functools.partial(define, flag_values=fv)
+    integer, real, boolean, string, enum = map(on_fv, (
+        flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_bool, flags.DEFINE_string,
+        flags.DEFINE_enum))
+    enum('datasource', 'sinusoid', sorted(DATASOURCES), 'Task family.')
+    integer('num_classes', 5, 'N in N-way classification (ignored by the sinusoid data).')
+    enum('baseline', None, ['oracle'], 'oracle: sinusoid input with amplitude and phase '
+         'appended, trained by plain regression. (The pretrained baseline is '
+         '--pretrain_iterations=N --metatrain_iterations=0.)')
+    integer('pretrain_iterations', 0, 'Iterations of multi-task pretraining (pre-update loss).')
+    integer('metatrain_iterations', 15000, 'Meta-training iterations.')
+    integer('meta_batch_size', 25, 'Tasks per meta-update.')
+    real('meta_lr', 0.001, 'Adam learning rate of the meta-update.')
+    integer('update_batch_size', 5, 'K: examples per class for the inner update.')
+    real('update_lr', 1e-3, 'alpha: step size of the inner gradient update.')
+    integer('num_updates', 1, 'Inner gradient steps during training.')
+    enum('norm', 'batch_norm', list(NORMS), 'Normalisation.')
+    integer('num_filters', 64, 'Conv filters (the paper uses 32 for miniImagenet).')
+    boolean('conv', True, 'Conv net for images (False: FC net 256-128-64-64).')
+    boolean('max_pool', False, '2x2 max-pool after stride-1 convs instead of stride-2 convs.')
+    boolean('stop_grad', False, 'First-order MAML: no second derivatives through the inner step.')
+    boolean('log', True, 'Write TensorBoard summaries.')
+    string('logdir', '/tmp/data', 'Where summaries and checkpoints go.')
+    boolean('resume', True, 'Resume training from the latest checkpoint of the experiment.')
+    boolean('train', True, 'Train (True) or evaluate (False).')
+    integer('test_iter', -1, 'Checkpoint iteration to evaluate (-1: latest).')
+    boolean('test_set', False, 'Evaluate on the test split (False: validation split).')
+    integer('train_update_batch_size', -1, 'K used in training, when evaluating with another K.')
+    real('train_update_lr', -1, 'alpha used in training, when evaluating with another alpha.')
     # Added by this port.
-    flags.DEFINE_integer('seed', 0, 'Seed for initialisation and task sampling (runs are repeatable).',
-                         flag_values=fv)
-    flags.DEFINE_integer('save_interval', 1000, 'Save the whole training state every this many '
-                         'iterations.', flag_values=fv)
-    flags.DEFINE_integer('print_interval', None,
-                         'Print mean losses every this many iterations (default: 1000 for sinusoid, '
-                         '100 for images); validation runs every 5 prints.', flag_values=fv)
-    flags.DEFINE_string('data_dir', os.path.join(HERE, 'data'),
-                        'Folder holding omniglot_resized/ and miniImagenet/.', flag_values=fv)
-    flags.DEFINE_string('checkpoint', None,
-                        'Evaluate this checkpoint (path prefix, e.g. logs/x/model60000) instead of '
-                        "the experiment folder's.", flag_values=fv)
-    flags.DEFINE_integer('test_num_updates', 10, 'Inner steps at evaluation.', flag_values=fv)
-    flags.DEFINE_integer('num_test_tasks', 600, 'Tasks in an evaluation.', flag_values=fv)
-    flags.DEFINE_list('omniglot_split', ['1100', '100'],
-                      'Omniglot characters for meta-train and validation; the rest is test.',
-                      flag_values=fv)
-    flags.DEFINE_integer('inter_op_threads', 2, 'TensorFlow inter-op threads (0: TensorFlow decides).',
-                         flag_values=fv)
-    flags.DEFINE_integer('intra_op_threads', 1, 'TensorFlow intra-op threads (0: TensorFlow decides).',
-                         flag_values=fv)
+    integer('seed', 0, 'Seed for initialisation and task sampling (runs are repeatable).')
+    integer('save_interval', 1000, 'Save the whole training state every this many iterations.')
+    integer('print_interval', None, 'Print mean losses every this many iterations (default: '
+            '1000 for sinusoid, 100 for images); validation runs every 5 prints.')
+    string('data_dir', os.path.join(HERE, 'data'), 'Folder holding omniglot_resized/ and '
+           'miniImagenet/.')
+    string('checkpoint', None, 'Evaluate this checkpoint (path prefix, e.g. logs/x/model60000) '
+           "instead of the experiment folder's.")
+    integer('test_num_updates', 10, 'Inner steps at evaluation.')
+    integer('num_test_tasks', 600, 'Tasks in an evaluation.')
+    flags.DEFINE_list('omniglot_split', ['1100', '100'], 'Omniglot characters for meta-train '
+                      'and validation; the rest is test.', flag_values=fv)
+    integer('inter_op_threads', 2, 'TensorFlow inter-op threads (0: TensorFlow decides).')
+    integer('intra_op_threads', 1, 'TensorFlow intra-op threads (0: TensorFlow decides).')
 
 
 @dataclasses.dataclass
@@ -201,7 +190,9 @@ class RunConfig:
     @property
     def train_k(self):
         """K of training (train_update_batch_size; -1 means the same as now)."""
-        return self.update_batch_size if self.train_update_batch_size == -1 else self.train_update_batch_size
+        if self.train_update_batch_size == -1:
+            return self.update_batch_size
+        return self.train_update_batch_size
 
     @property
     def train_lr(self):
@@ -220,7 +211,7 @@ class RunConfig:
             name += 'stopgrad'
         if self.baseline:
             name += self.baseline
-        return name + {'batch_norm': 'batchnorm', 'layer_norm': 'layernorm', 'None': 'nonorm'}[self.norm]
+        return name + NORM_SUFFIX[self.norm]
 
     @property
     def exp_dir(self):

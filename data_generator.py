@@ -124,7 +124,8 @@ def sorted_dirs(folder):
 def load_class_images(folder, suffix, mode, size):
     """All images of one class folder (sorted) as uint8 [n, size, size, C]; a file that is
     not a readable size x size image is a UserError naming it."""
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(suffix) and not f.startswith('.'))
+    names = sorted(f for f in os.listdir(folder)
+                   if f.lower().endswith(suffix) and not f.startswith('.'))
     if not names:
         raise UserError(f'{folder} holds no {suffix} images; prepare the data again')
     arrays = []
@@ -134,7 +135,8 @@ def load_class_images(folder, suffix, mode, size):
             with Image.open(path) as img:
                 array = np.asarray(img.convert(mode), dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as err:
-            raise UserError(f'{path} is not a readable image ({err}); prepare the data again') from None
+            raise UserError(f'{path} is not a readable image ({err}); '
+                            f'prepare the data again') from None
         if array.shape[:2] != (size, size):
             raise UserError(f'{path} is {array.shape[1]}x{array.shape[0]}, not {size}x{size}; '
                             f'prepare the data again')
@@ -155,15 +157,16 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
     folder = os.path.join(data_root, OMNIGLOT_FOLDER)
     if not os.path.isdir(folder):
         raise UserError(f'Omniglot data not found in {folder}; prepare it with '
-                        f'`python data/prepare_omniglot.py --source DIR` (or without --source to download)')
+                        f'`python data/prepare_omniglot.py --source DIR` (or without --source '
+                        f'to download)')
     check_prepared(folder, 'data/prepare_omniglot.py')
     characters = [os.path.join(folder, alphabet, char) for alphabet in sorted_dirs(folder)
                   for char in sorted_dirs(os.path.join(folder, alphabet))]
     num_train, num_val = split_sizes
     if len(characters) <= num_train + num_val:
-        raise UserError(f'--omniglot_split={num_train},{num_val} leaves no test characters: {folder} '
-                        f'holds {len(characters)} (the full set has 1623; if yours has fewer, '
-                        f're-run data/prepare_omniglot.py)')
+        raise UserError(f'--omniglot_split={num_train},{num_val} leaves no test characters: '
+                        f'{folder} holds {len(characters)} (the full set has 1623; if yours has '
+                        f'fewer, re-run data/prepare_omniglot.py)')
     random.Random(1).shuffle(characters)
     return {'train': characters[:num_train], 'val': characters[num_train:num_train + num_val],
             'test': characters[num_train + num_val:]}
@@ -189,7 +192,7 @@ def load_omniglot(data_root, splits, split_sizes=OMNIGLOT_SPLIT):
 
 
 def load_miniimagenet(data_root, splits):
-    images = {}
+    images, size = {}, DATASOURCES['miniimagenet'].img_size
     for split in splits:
         folder = os.path.join(data_root, MINIIMAGENET_FOLDER, split)
         if not os.path.isdir(folder) or not sorted_dirs(folder):
@@ -197,7 +200,7 @@ def load_miniimagenet(data_root, splits):
                             f'`python data/prepare_miniimagenet.py --source DIR`')
         check_prepared(folder, 'data/prepare_miniimagenet.py')
         images[split] = stack_classes(
-            [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', DATASOURCES['miniimagenet'].img_size)
+            [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', size)
              for c in sorted_dirs(folder)],
             f'miniImagenet {split}')
     return images

@@ -17,8 +17,8 @@ import signal
 import sys
 import time
 
-from absl import app, flags
 import numpy as np
+from absl import app, flags
 
 import config
 import data_generator
@@ -29,12 +29,7 @@ from utils import UserError
 # Without an NVIDIA driver, TensorFlow's C++ start-up lines (CUDA not found, cuInit
 # failed) say nothing useful and would sit right above this program's own messages.
 NO_GPU_DRIVER = not os.path.exists('/proc/driver/nvidia/version')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3' if NO_GPU_DRIVER else '2')
-# TensorFlow leaves its oneDNN CPU kernels off on some CPUs (an AVX2 one among them) on
-# which they train miniImagenet about 1.8x faster (scripts/benchmark.py --env
-# TF_ENABLE_ONEDNN_OPTS=0 compares), with the same gradients to float32 round-off.
-# GPU kernels are unaffected; a value the user sets wins.
-os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+tf = maml = None    # TensorFlow and the model, imported by load_tensorflow()
 
 
 @contextlib.contextmanager
@@ -53,12 +48,22 @@ def native_stderr_hidden(hide):
         os.close(devnull)
 
 
-with native_stderr_hidden(NO_GPU_DRIVER):
-    import tensorflow.compat.v1 as tf
-    import maml
+def load_tensorflow():
+    """Import TensorFlow once, first setting what it reads at import (a value the user
+    set wins): quiet C++ logging, and oneDNN's CPU kernels, which TensorFlow leaves off
+    on some CPUs (an AVX2 one among them) where they train miniImagenet about 1.8x
+    faster with the same gradients to float32 round-off (`scripts/benchmark.py --env
+    TF_ENABLE_ONEDNN_OPTS=0` compares). GPU kernels are unaffected."""
+    global tf, maml
+    if tf is not None:
+        return
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3' if NO_GPU_DRIVER else '2')
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+    with native_stderr_hidden(NO_GPU_DRIVER):
+        import tensorflow.compat.v1 as tensorflow
 
-config.define_flags()
-flags.adopt_module_key_flags(config)   # --help lists them as main.py's own
+        import maml as model
+    tf, maml = tensorflow, model
 
 
 # ------------------------------------------------------------------ set-up
@@ -105,11 +110,13 @@ class Trainer:
     """Meta-training of one run: the graph, its session, and the loop."""
 
     def __init__(self, run, tasks):
+        load_tensorflow()
         self.run, self.tasks, self.exp_dir = run, tasks, run.exp_dir
         self.graph = build_graph(run, tasks, run.num_updates)
         oracle = run.baseline == 'oracle'
         self.global_step, self.ops = maml.build_train_ops(
-            self.graph, run.meta_lr, run.source.clip, pretrain=run.pretrain_iterations > 0 or oracle,
+            self.graph, run.meta_lr, run.source.clip,
+            pretrain=run.pretrain_iterations > 0 or oracle,
             metatrain=run.metatrain_iterations > 0 and not oracle)
         # relative paths in the state file, so a committed or moved run still resumes
         self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=3, save_relative_paths=True)
@@ -177,15 +184,16 @@ class Trainer:
                                    write_meta_graph=False)
         except (tf.errors.OpError, OSError) as err:
             kept = f'{self.last_saved} is kept' if self.last_saved else 'nothing was saved'
-            raise UserError(f'cannot save model{done} in {self.exp_dir} ({first_line(err)}); {kept}. '
-                            f'Free some space and run the same command') from None
+            raise UserError(f'cannot save model{done} in {self.exp_dir} ({first_line(err)}); '
+                            f'{kept}. Free some space and run the same command') from None
         if self.writer:
             self.writer.flush()
         self.last_saved = os.path.basename(path)
         return path
 
     def diverged(self, done, what):
-        kept = f'the last saved checkpoint is {self.last_saved}' if self.last_saved else 'nothing was saved'
+        kept = (f'the last saved checkpoint is {self.last_saved}' if self.last_saved
+                else 'nothing was saved')
         return UserError(f'training diverged at iteration {done}: {what}; it was not saved and '
                          f'{kept}. Lower --meta_lr or --update_lr and train again')
 
@@ -218,7 +226,9 @@ class Trainer:
 
     def log(self, done, results, meter):
         classification = self.run.source.classification
-        names = ['pre_loss', 'post_loss'] + (['pre_metric', 'post_metric'] if classification else [])
+        names = ['pre_loss', 'post_loss']
+        if classification:
+            names += ['pre_metric', 'post_metric']
         line = meter.update(done, [results[n] for n in names])
         if 'losses' in results:
             write_summary(self.writer, summary_values(results, classification), done)
@@ -241,7 +251,8 @@ class Trainer:
 def summary_values(results, classification):
     """TensorBoard values of one iteration: the a-set before, the b-set after each step."""
     values = {'Pre-update loss': results['pre_loss']}
-    values.update({f'Post-update loss, step {j}': v for j, v in enumerate(results['losses'][1:], 1)})
+    values.update({f'Post-update loss, step {j}': v
+                   for j, v in enumerate(results['losses'][1:], 1)})
     if classification:
         values['Pre-update accuracy'] = results['pre_metric']
         values.update({f'Post-update accuracy, step {j}': v
@@ -300,8 +311,8 @@ def find_checkpoint(run):
     else:
         found = utils.checkpoints_in(run.exp_dir)
         if not found:
-            raise UserError(f'no checkpoint in {run.exp_dir}: train first (same flags, --train=True), '
-                            f'or give --checkpoint=PATH')
+            raise UserError(f'no checkpoint in {run.exp_dir}: train first (same flags, '
+                            f'--train=True), or give --checkpoint=PATH')
         path = found[0][1]
     if not tf.train.checkpoint_exists(path):
         raise UserError(f'checkpoint {path} not found')
@@ -310,11 +321,12 @@ def find_checkpoint(run):
 
 def check_fits(run, checkpoint):
     """Refuse a checkpoint whose run's settings.json names another network or split."""
-    stored = utils.read_settings(os.path.dirname(checkpoint))
+    folder = os.path.dirname(checkpoint)
+    stored = utils.read_settings(folder)
     differ = run.architecture_differences(stored) if stored else []
     if differ:
         raise UserError(f'{checkpoint} was trained with {", ".join(differ)}; evaluate it with '
-                        f'the flags in {os.path.join(os.path.dirname(checkpoint), utils.SETTINGS_FILE)}')
+                        f'the flags in {os.path.join(folder, utils.SETTINGS_FILE)}')
 
 
 def evaluate(run):
@@ -348,11 +360,13 @@ def write_results(run, values, checkpoint):
     """The CSV and pickle of an evaluation; an older result of another checkpoint
     under the same name is kept under a name of its own."""
     utils.check_writable(run.exp_dir)
-    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split, run.num_test_tasks)
+    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
+                               run.num_test_tasks)
     moved = utils.set_aside_other_checkpoints_result(run.exp_dir, name, checkpoint)
     if moved:
         print(f'The result of another checkpoint under {name} is kept as {moved}')
-    return utils.write_eval_results(run.exp_dir, name, values, checkpoint=checkpoint, split=run.eval_split)
+    return utils.write_eval_results(run.exp_dir, name, values, checkpoint=checkpoint,
+                                    split=run.eval_split)
 
 
 def first_line(err):
@@ -375,6 +389,7 @@ def print_eval_table(values, what):
 # -------------------------------------------------------------------- main
 def execute(run):
     """Train or evaluate, as the run says."""
+    load_tensorflow()
     if run.train:
         utils.check_writable(run.exp_dir)
         with utils.TrainingLock(run.exp_dir):
@@ -399,4 +414,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    config.define_flags()
+    flags.adopt_module_key_flags(config)   # --help lists them as main.py's own
     app.run(main)

@@ -197,7 +197,8 @@ def _forward_conv(inp, weights, norm_params, cfg):
     stride = [1, 2, 2, 1]
     for i, params in enumerate(norm_params):
         conv_stride = [1, 1, 1, 1] if cfg.max_pool else stride
-        hidden = tf.nn.conv2d(hidden, weights[f'conv{i + 1}'], conv_stride, 'SAME') + weights[f'b{i + 1}']
+        hidden = tf.nn.conv2d(hidden, weights[f'conv{i + 1}'], conv_stride, 'SAME')
+        hidden += weights[f'b{i + 1}']
         hidden = normalize(hidden, cfg.norm, params)
         if cfg.max_pool:
             hidden = tf.nn.max_pool(hidden, stride, stride, 'VALID')
@@ -337,7 +338,8 @@ def restore_variables(sess, checkpoint, variables, require_all=False):
     unused = sorted(n for n in stored if n.startswith('model/') and n not in by_name
                     and not n.endswith(('/Adam', '/Adam_1')))
     if require_all and (missing or unused):
-        what = f'lacks {listed(missing)}' if missing else f'holds {listed(unused)}, which this model lacks'
+        what = (f'lacks {listed(missing)}' if missing
+                else f'holds {listed(unused)}, which this model lacks')
         raise UserError(f'checkpoint {checkpoint} does not fit this model: it {what} '
                         f'(check --datasource, --num_filters, --max_pool, --norm, --conv)')
     present = {n: v for n, v in by_name.items() if n in stored}

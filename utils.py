@@ -59,7 +59,8 @@ def check_settings(folder, settings):
     path = os.path.join(folder, SETTINGS_FILE)
     stored = read_settings(folder)
     if stored is not None and checkpoints_in(folder):
-        differ = [k for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k)]
+        differ = [k for k in sorted(set(stored) | set(settings))
+                  if stored.get(k) != settings.get(k)]
         if differ:
             listed = ', '.join(f'--{k}={stored.get(k)} (now {settings.get(k)})' for k in differ)
             raise UserError(f'{folder} was trained with {listed}; resume with those settings '
@@ -118,8 +119,8 @@ class TrainingLock:
                 text = f.read().strip()
             pid = int(text) if text.isdigit() else None
             if pid and pid != os.getpid() and process_alive(pid):
-                raise UserError(f'process {pid} is training {os.path.dirname(self.path)}; wait for it '
-                                f'or stop it (its lock is {self.path})') from None
+                raise UserError(f'process {pid} is training {os.path.dirname(self.path)}; wait '
+                                f'for it or stop it (its lock is {self.path})') from None
             os.remove(self.path)    # left by a process that was killed, or damaged
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         os.write(fd, str(os.getpid()).encode())
@@ -190,6 +191,18 @@ def summarize_per_step(values):
     return means, stds, ci95
 
 
+DIVERGING_MSE = 10.0   # predicting 0 for amplitude A scores A^2 / 2, 12.5 at most
+
+
+def count_diverging(mses):
+    """Sinusoid tasks [tasks, steps + 1] whose MSE after the last step is not finite, or
+    above DIVERGING_MSE and more than twice what it was after the first step."""
+    last = mses[:, -1]
+    with np.errstate(invalid='ignore'):
+        grew = (last > DIVERGING_MSE) & (last > 2 * mses[:, 1])
+    return int(np.sum(~np.isfinite(last) | grew))
+
+
 def write_atomically(path, data):
     """Write a file whole or not at all (a temporary file beside it, then a rename), so
     a full disk or an interruption never leaves it half written."""
@@ -205,7 +218,8 @@ def write_atomically(path, data):
     except OSError as err:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        raise UserError(f'cannot write {path} ({err.strerror or err}); it was left as it was') from None
+        raise UserError(f'cannot write {path} ({err.strerror or err}); '
+                        f'it was left as it was') from None
 
 
 def write_eval_results(folder, basename, values, checkpoint=None, split=None):
@@ -262,9 +276,9 @@ def read_result(csv_path):
 
 
 def damaged_result(path, err, csv_path):
-    reason = err.strerror if isinstance(err, OSError) and err.strerror else (str(err) or type(err).__name__)
-    return UserError(f'{path} is missing or damaged ({reason}); delete {os.path.basename(csv_path)} '
-                     f'and its .pkl and evaluate again')
+    reason = getattr(err, 'strerror', None) or str(err) or type(err).__name__
+    return UserError(f'{path} is missing or damaged ({reason}); delete '
+                     f'{os.path.basename(csv_path)} and its .pkl and evaluate again')
 
 
 def result_complete(csv_path):

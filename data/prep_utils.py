@@ -6,7 +6,7 @@ import sys
 import time
 import urllib.request
 
-import prepared
+from data import prepared
 
 
 class PrepError(Exception):
@@ -57,9 +57,9 @@ class AtomicFolder:
     def __enter__(self):
         for folder in (self.dest, self.partial):
             if os.path.isdir(folder) and os.listdir(folder) and not prepared.has_record(folder):
-                raise PrepError(f'{folder} exists and was not made by this script (it holds no '
-                                f'{prepared.RECORD} record); move it away or choose another --dest. '
-                                f'Nothing was changed')
+                raise PrepError(f'{folder} exists and was not made by this script (it holds '
+                                f'no {prepared.RECORD} record); move it away or choose another '
+                                f'--dest. Nothing was changed')
             if os.path.exists(folder) and not os.path.isdir(folder):
                 raise PrepError(f'{folder} is a file; move it away or choose another --dest')
         if os.path.isdir(self.partial):

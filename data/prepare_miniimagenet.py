@@ -13,13 +13,15 @@ import collections
 import csv
 import io
 import os
+import sys
 import zipfile
 import zlib
 
 from PIL import Image
 
-import prepared
-from prep_utils import AtomicFolder, PrepError, Progress, run
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
+from data import prepared
+from data.prep_utils import AtomicFolder, PrepError, Progress, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLITS = ('train', 'val', 'test')
@@ -28,7 +30,8 @@ ZIP_NAMES = ('images.zip', 'images_val_test.zip')
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--source', required=True,
                         help='folder holding the split CSVs and images/ or images.zip')
     parser.add_argument('--dest', default=os.path.join(HERE, 'miniImagenet'), help='output folder')

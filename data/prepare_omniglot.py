@@ -11,12 +11,14 @@ nearest-neighbour, so the result stays binary.
 import argparse
 import io
 import os
+import sys
 import zipfile
 
 from PIL import Image
 
-import prepared
-from prep_utils import AtomicFolder, PrepError, Progress, locate, run
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
+from data import prepared
+from data.prep_utils import AtomicFolder, PrepError, Progress, locate, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZIPS = ('images_background.zip', 'images_evaluation.zip')
@@ -25,12 +27,16 @@ NUM_CHARACTERS, NUM_IMAGES = 1623, 32460
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--source', help='folder holding images_background.zip and images_evaluation.zip')
-    parser.add_argument('--dest', default=os.path.join(HERE, 'omniglot_resized'), help='output folder')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--source',
+                        help='folder holding images_background.zip and images_evaluation.zip')
+    parser.add_argument('--dest', default=os.path.join(HERE, 'omniglot_resized'),
+                        help='output folder')
     parser.add_argument('--download_dir', default=os.path.join(HERE, 'downloads'))
-    parser.add_argument('--expect_characters', type=int, default=NUM_CHARACTERS, help=argparse.SUPPRESS)
-    parser.add_argument('--expect_images', type=int, default=NUM_IMAGES, help=argparse.SUPPRESS)
+    hidden = argparse.SUPPRESS      # for tests and the smoke reproduction on tiny data
+    parser.add_argument('--expect_characters', type=int, default=NUM_CHARACTERS, help=hidden)
+    parser.add_argument('--expect_images', type=int, default=NUM_IMAGES, help=hidden)
     return parser.parse_args()
 
 
@@ -87,8 +93,8 @@ def main():
             resize_zip(zip_path, partial)
         found = counts(prepared.visible_files(partial))
         if found != expected:
-            raise PrepError(f'the source is incomplete: {found[0]} characters and {found[1]} images, '
-                            f'expected {expected[0]} and {expected[1]}')
+            raise PrepError(f'the source is incomplete: {found[0]} characters and {found[1]} '
+                            f'images, expected {expected[0]} and {expected[1]}')
         output.commit()
     print(f'Prepared {args.dest}: {expected[0]} characters, {expected[1]} images')
 

@@ -24,7 +24,8 @@ def visible_files(folder):
     for top, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
         rel = os.path.relpath(top, folder)
-        found += [os.path.normpath(os.path.join(rel, f)) for f in sorted(files) if not f.startswith('.')]
+        found += [os.path.normpath(os.path.join(rel, f))
+                  for f in sorted(files) if not f.startswith('.')]
     return found
 
 
@@ -74,8 +75,9 @@ def differences(folder, checksums=False):
     added = sorted(set(now) - set(recorded))
     changed = sorted(p for p in set(now) & set(recorded)
                      if now[p][0] != recorded[p][0] or (checksums and now[p][1] != recorded[p][1]))
+    kinds = (('missing', missing), ('added', added), ('changed', changed))
     return [f'{len(paths)} {what} ({", ".join(paths[:2])}{", ..." if len(paths) > 2 else ""})'
-            for what, paths in (('missing', missing), ('added', added), ('changed', changed)) if paths]
+            for what, paths in kinds if paths]
 
 
 def matches(folder, checksums=True):

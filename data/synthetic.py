@@ -31,11 +31,13 @@ def omniglot_resized_tree(root, alphabets=3, characters=10, drawings=20, seed=0)
     patterns = class_patterns(rng, alphabets * characters, 28, 1)
     for a in range(alphabets):
         for c in range(characters):
-            folder = os.path.join(root, 'omniglot_resized', f'Alphabet_{a}', f'character{c + 1:02d}')
+            folder = os.path.join(root, 'omniglot_resized', f'Alphabet_{a}',
+                                  f'character{c + 1:02d}')
             os.makedirs(folder)
             for d in range(drawings):
                 ink = noisy(patterns[a * characters + c], rng)[..., 0]
-                Image.fromarray(~ink).convert('1').save(os.path.join(folder, f'{c:04d}_{d:02d}.png'))
+                path = os.path.join(folder, f'{c:04d}_{d:02d}.png')
+                Image.fromarray(~ink).convert('1').save(path)
     prepared.write_record(os.path.join(root, 'omniglot_resized'))
     return root
 
@@ -72,7 +74,8 @@ def miniimagenet_source(folder, classes=(6, 5, 5), per_class=8, size=84, seed=0,
                     writer.writerow([name, wnid])
                     if splits is None or split in splits:
                         pixels = np.clip(colour + rng.normal(0, 20, (size, size, 3)), 0, 255)
-                        Image.fromarray(pixels.astype(np.uint8)).save(os.path.join(folder, 'images', name))
+                        path = os.path.join(folder, 'images', name)
+                        Image.fromarray(pixels.astype(np.uint8)).save(path)
     return folder
 
 

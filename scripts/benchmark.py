@@ -94,12 +94,14 @@ def main():
     runs = variants(args)
     header = ' | '.join(f'{k} s/it | {k} peak MB' for k in runs)
     ratio_header = ' | '.join(f'{k} / this' for k in list(runs)[:-1])
-    print(f'| configuration | {header} |' + (f' {ratio_header} |' if ratio_header else ''), flush=True)
+    ratio = f' {ratio_header} |' if ratio_header else ''
+    print(f'| configuration | {header} |{ratio}', flush=True)
     chosen = configurations()
     with tempfile.TemporaryDirectory() as data_dir:
         make_data(data_dir)
         for name in args.configs:
-            results = [benchmark(name, chosen[name], data_dir, path, env) for path, env in runs.values()]
+            results = [benchmark(name, chosen[name], data_dir, path, env)
+                       for path, env in runs.values()]
             cells = ' | '.join(f'{s:.3f} | {m:.0f}' for s, m in results)
             ratios = ''.join(f' {s / results[-1][0]:.2f}x |' for s, _ in results[:-1])
             print(f'| {name} | {cells} |{ratios}', flush=True)

@@ -48,7 +48,8 @@ class Experiment:
         """One Experiment per seed: the default seed (0) is this one, seed N is NAME_seedN
         trained with --seed=N."""
         return [self if seed == 0 else dataclasses.replace(
-                    self, name=f'{self.name}_seed{seed}', train_flags=self.train_flags + [f'--seed={seed}'],
+                    self, name=f'{self.name}_seed{seed}',
+                    train_flags=self.train_flags + [f'--seed={seed}'],
                     seeds=(seed,))
                 for seed in self.seeds]
 
@@ -61,7 +62,10 @@ class Experiment:
 
 def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_iterations=60000):
     sine = SINE + [f'--update_lr={sine_update_lr}']
-    mini_row = lambda label, k, paper, ci: Row(label, k, 10, paper, ci)  # noqa: E731
+    mini5 = MINI + [f'--meta_batch_size={mini5shot_meta_batch_size}', '--update_batch_size=5']
+
+    def mini_row(label, k, paper, ci):
+        return Row(label, k, 10, paper, ci)
     return [
         Experiment('sine_maml', 'sinusoid', sine, 70000, [
             Row('Sinusoid K=5, MAML, MSE after 1 step', 5, 1, 0.67),
@@ -70,7 +74,8 @@ def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_itera
         Experiment('sine_pretrained', 'sinusoid', sine, 70000, [
             Row('Sinusoid K=5, pretrained, MSE after 1 step', 5, 1, 2.41),
             Row('Sinusoid K=5, pretrained, MSE after 5 steps', 5, 5, 2.23),
-            Row('Sinusoid K=5, pretrained, MSE after 10 steps', 5, 10, 2.19)], pretrain=True, seeds=(0, 1, 2)),
+            Row('Sinusoid K=5, pretrained, MSE after 10 steps', 5, 10, 2.19)],
+            pretrain=True, seeds=(0, 1, 2)),
         Experiment('sine_oracle', 'sinusoid', sine + ['--baseline=oracle'], 70000, [
             Row('Sinusoid K=5, oracle, MSE (no steps needed)', 5, 0, None)]),
         Experiment('omniglot5way', 'omniglot', OMNI5, omniglot_iterations, [
@@ -80,7 +85,8 @@ def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_itera
             Row('Omniglot 5-way 1-shot, FC net', 1, 3, 89.7, 1.1),
             Row('Omniglot 5-way 5-shot, FC net (trained at K=1)', 5, 3, 97.5, 0.6)]),
         # the other reading of the paper's 5-shot cells: a model trained at K=5
-        Experiment('omniglot5way_fc_k5', 'omniglot', OMNI5_K5 + ['--conv=False'], omniglot_iterations, [
+        Experiment('omniglot5way_fc_k5', 'omniglot', OMNI5_K5 + ['--conv=False'],
+                   omniglot_iterations, [
             Row('Omniglot 5-way 5-shot, FC net (trained at K=5)', 5, 3, 97.5, 0.6),
             Row('Omniglot 5-way 5-shot, FC net (trained at K=5), the 1 step it was trained with',
                 5, 1, 97.5, 0.6)]),
@@ -90,15 +96,12 @@ def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_itera
         Experiment('miniimagenet1shot', 'miniimagenet',
                    MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 60000,
                    [mini_row('miniImagenet 5-way 1-shot', 1, 48.70, 1.84)]),
-        Experiment('miniimagenet5shot', 'miniimagenet',
-                   MINI + [f'--meta_batch_size={mini5shot_meta_batch_size}', '--update_batch_size=5'],
-                   60000, [mini_row('miniImagenet 5-way 5-shot', 5, 63.11, 0.92)]),
+        Experiment('miniimagenet5shot', 'miniimagenet', mini5, 60000,
+                   [mini_row('miniImagenet 5-way 5-shot', 5, 63.11, 0.92)]),
         Experiment('miniimagenet1shot_fo', 'miniimagenet',
-                   MINI + ['--meta_batch_size=4', '--update_batch_size=1', '--stop_grad=True'], 60000,
-                   [mini_row('miniImagenet 5-way 1-shot, first order', 1, 48.07, 1.75)]),
-        Experiment('miniimagenet5shot_fo', 'miniimagenet',
-                   MINI + [f'--meta_batch_size={mini5shot_meta_batch_size}', '--update_batch_size=5',
-                           '--stop_grad=True'], 60000,
+                   MINI + ['--meta_batch_size=4', '--update_batch_size=1', '--stop_grad=True'],
+                   60000, [mini_row('miniImagenet 5-way 1-shot, first order', 1, 48.07, 1.75)]),
+        Experiment('miniimagenet5shot_fo', 'miniimagenet', mini5 + ['--stop_grad=True'], 60000,
                    [mini_row('miniImagenet 5-way 5-shot, first order', 5, 63.15, 0.91)]),
     ]
 

@@ -1,6 +1,9 @@
 """Write the results table: the paper's number beside ours, from our evaluation CSVs.
 
-  python -m scripts.make_table [--logdir logs] [--out logs/results.md]
+  python -m scripts.make_table --readme README.md --out logs/results.md
+
+The README's table holds each cell's latest result; the --out table also every earlier
+evaluation of a run still training then (interim rows) and the per-seed detail.
 
 A cell whose evaluation does not exist says 'not yet run' (or 'not yet evaluated' while its
 training is under way); nothing is filled from the paper.
@@ -12,13 +15,14 @@ import sys
 import numpy as np
 
 import utils
-from utils import UserError
-from scripts import experiments, sinusoid_seeds
+from scripts import experiments
 from scripts.experiments import Experiment, Row
+from utils import UserError
 
 REFERENCE = Experiment('miniimagenet1shot_reference', 'miniimagenet',
                        experiments.MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 59000,
-                       [Row('miniImagenet 5-way 1-shot, released checkpoint model59000', 1, 10, 48.70, 1.84)])
+                       [Row('miniImagenet 5-way 1-shot, released checkpoint model59000',
+                            1, 10, 48.70, 1.84)])
 README_END = '<!-- /results -->'
 HEADER = ('| experiment | paper | ours | step | iterations | inside paper interval | run | note |\n'
           '|---|---|---|---|---|---|---|---|')
@@ -66,18 +70,18 @@ def listed(values):
     return ', '.join(str(v) for v in values)
 
 
-def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS):
+def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS, detail=True):
     if len(exp.seeds) > 1:
-        return seeds_row(logdir, exp, row, num_tasks)
-    return run_row(logdir, exp, row, num_tasks, exp.name)
+        return seeds_row(logdir, exp, row, num_tasks, detail)
+    return run_row(logdir, exp, row, num_tasks, exp.name, detail)
 
 
-def run_row(logdir, exp, row, num_tasks, run_label):
-    """The row of one run's evaluation (run_label fills the run column), and after it a row
-    for each earlier checkpoint's evaluation that a later one set aside."""
+def run_row(logdir, exp, row, num_tasks, run_label, detail=True):
+    """The row of one run's evaluation (run_label fills the run column), and with `detail`
+    after it a row for each earlier checkpoint's evaluation that a later one set aside."""
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
     lines = [result_row(path, exp, row, num_tasks, run_label, row.label)]
-    for iterations, earlier in utils.set_aside_results(path):
+    for iterations, earlier in utils.set_aside_results(path) if detail else []:
         lines.append(result_row(earlier, exp, row, num_tasks, run_label,
                                 f'{row.label}, at {iterations} iterations'))
     return '\n'.join(lines)
@@ -91,7 +95,8 @@ def result_row(path, exp, row, num_tasks, run_label, label):
     iterations = iterations_trained(path, exp, stored)
     note = row.note
     if stored is not None and iterations.isdigit() and int(iterations) < exp.iterations:
-        note = '; '.join(filter(None, [f'interim: {iterations} of {exp.iterations} iterations', note]))
+        interim = f'interim: {iterations} of {exp.iterations} iterations'
+        note = '; '.join(filter(None, [interim, note]))
     start = f'| {label} | {paper_cell(row)} |'
     end = f'{row.step} | {iterations} | - | {run_label} | {note} |'
     if stored is None:
@@ -103,8 +108,8 @@ def result_row(path, exp, row, num_tasks, run_label, label):
     if row.paper_ci is not None:
         value = means[row.step] * (100 if percent else 1)
         inside = 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
-    return (f'{start} {fmt(means[row.step], ci95[row.step], percent)} | {row.step} | {iterations} | '
-            f'{inside} | {run_label} | {note} |')
+    ours = fmt(means[row.step], ci95[row.step], percent)
+    return f'{start} {ours} | {row.step} | {iterations} | {inside} | {run_label} | {note} |'
 
 
 def seed_results(logdir, exp, k, num_tasks):
@@ -119,14 +124,14 @@ def seed_results(logdir, exp, k, num_tasks):
     return found
 
 
-def seeds_row(logdir, exp, row, num_tasks):
+def seeds_row(logdir, exp, row, num_tasks, detail=True):
     """An experiment trained with several seeds: the mean and standard deviation of the
-    per-seed mean MSEs, and in the note the diverging tasks per seed and the same
-    figures over the seeds without any."""
+    per-seed mean MSEs, and in the note the diverging tasks (with `detail`: per seed, and
+    the same figures over the seeds without any)."""
     found = seed_results(logdir, exp, row.eval_k, num_tasks)
     runs = f'{exp.name} (seeds {listed(exp.seeds)})'
     if not found:
-        return run_row(logdir, exp, row, num_tasks, runs)
+        return run_row(logdir, exp, row, num_tasks, runs, detail)
     seeds = list(found)
     with np.errstate(invalid='ignore'):
         means = np.array([found[s][0][:, row.step].mean() for s in seeds])
@@ -134,9 +139,11 @@ def seeds_row(logdir, exp, row, num_tasks):
     if not np.isfinite(means).all():
         not_finite = listed(s for s, m in zip(seeds, means) if not np.isfinite(m))
         ours = f'{means.mean():.3g} (over {len(seeds)} seeds; not finite for seed {not_finite})'
-    diverging = np.array([sinusoid_seeds.count_diverging(found[s][0]) for s in seeds])
-    note = (f'diverging tasks per seed ({listed(seeds)}): {listed(diverging)} '
-            f'({diverging.sum()} of {num_tasks * len(seeds)})')
+    diverging = np.array([utils.count_diverging(found[s][0]) for s in seeds])
+    note = f'diverging tasks: {diverging.sum()} of {num_tasks * len(seeds)}'
+    if detail:
+        note = (f'diverging tasks per seed ({listed(seeds)}): {listed(diverging)} '
+                f'({diverging.sum()} of {num_tasks * len(seeds)})')
     steady = [(seed, m) for seed, m, d in zip(seeds, means, diverging) if d == 0]
     if len(steady) == 1 and diverging.sum():
         note += f'; seed {steady[0][0]}, the one without: {steady[0][1]:.3g}'
@@ -144,15 +151,17 @@ def seeds_row(logdir, exp, row, num_tasks):
         values = np.array([m for _, m in steady])
         note += f'; over the {len(steady)} seeds without: {values.mean():.3g} +- {values.std():.2g}'
     _, stored, path = found[seeds[0]]
-    return (f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {iterations_trained(path, exp, stored)} '
-            f'| - | {runs} | {note} |')
+    iterations = iterations_trained(path, exp, stored)
+    return (f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {iterations} | - | {runs} '
+            f'| {note} |')
 
 
-def make_table(logdir, num_tasks=utils.EVAL_TASKS):
-    """The results table from the test evaluations of num_tasks tasks."""
+def make_table(logdir, num_tasks=utils.EVAL_TASKS, detail=True):
+    """The results table from the test evaluations of num_tasks tasks; without `detail`
+    only each cell's latest result, and the diverging sinusoid tasks over all seeds."""
     lines = [HEADER]
     for exp in experiments.experiments() + [REFERENCE]:
-        lines += [table_row(logdir, exp, row, num_tasks) for row in exp.rows]
+        lines += [table_row(logdir, exp, row, num_tasks, detail) for row in exp.rows]
     return '\n'.join(lines) + '\n'
 
 
@@ -186,7 +195,8 @@ def update_readme(path, block):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--logdir', default='logs')
     parser.add_argument('--out', default=None, help='also write the table here')
     parser.add_argument('--commands', action='store_true', help="also list each run's command")
@@ -198,8 +208,9 @@ def main():
         results = make_table(args.logdir)
         table = results + ('\n' + commands() if args.commands else '')
         if args.readme:
-            update_readme(args.readme, results + '\nThe `run` column names the '
-                          'training command (`--logdir=logs/RUN`):\n\n' + commands())
+            update_readme(args.readme, make_table(args.logdir, detail=False) + '\nThe `run` '
+                          'column names the training command (`--logdir=logs/RUN`):\n\n'
+                          + commands())
         if args.out:
             utils.write_atomically(args.out, table)
     except UserError as err:

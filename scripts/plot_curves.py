@@ -9,7 +9,7 @@ import glob
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-import tensorflow.compat.v1 as tf  # noqa: E402
+import tensorflow.compat.v1 as tf
 
 tf.get_logger().setLevel("ERROR")
 
@@ -49,8 +49,10 @@ def moving_average(values, window):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('runs', nargs='+', help='run folders (searched recursively for event files)')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('runs', nargs='+',
+                        help='run folders (searched recursively for event files)')
     parser.add_argument('--tag', default='Post-update loss, step 1')
     parser.add_argument('--out', default='logs/figures/curves.png')
     parser.add_argument('--log_y', action='store_true')

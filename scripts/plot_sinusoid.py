@@ -10,11 +10,11 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import numpy as np  # noqa: E402
-import tensorflow.compat.v1 as tf  # noqa: E402
+import numpy as np
+import tensorflow.compat.v1 as tf
 
-import data_generator  # noqa: E402
-import maml  # noqa: E402
+import data_generator
+import maml
 
 STEPS_SHOWN = (0, 1, 10)
 
@@ -39,13 +39,16 @@ def plot(task, grid, curves, out):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    truth = data_generator.SinusoidTasks.function(grid[None, :, None], task['amp'], task['phase'])[0, :, 0]
+    function = data_generator.SinusoidTasks.function
+    truth = function(grid[None, :, None], task['amp'], task['phase'])[0, :, 0]
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), sharey=True)
     for ax, (title, preds) in zip(np.atleast_1d(axes), curves.items()):
         ax.plot(grid, truth, 'r', label='ground truth')
         for step, style in zip(STEPS_SHOWN, (':', '--', '-')):
-            ax.plot(grid, preds[step], 'g' + style, label=f'{step} grad steps' if step else 'pre-update')
-        ax.plot(task['inputa'][0, :, 0], task['labela'][0, :, 0], 'k^', label='K points used for grad')
+            label = f'{step} grad steps' if step else 'pre-update'
+            ax.plot(grid, preds[step], 'g' + style, label=label)
+        ax.plot(task['inputa'][0, :, 0], task['labela'][0, :, 0], 'k^',
+                label='K points used for grad')
         ax.set_title(title)
         ax.set_xlim(-5, 5)
     np.atleast_1d(axes)[0].legend(fontsize=7, loc='lower left')
@@ -55,7 +58,8 @@ def plot(task, grid, curves, out):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--maml', required=True, help='MAML checkpoint prefix')
     parser.add_argument('--pretrained', help='pretrained-baseline checkpoint prefix')
     parser.add_argument('--k', type=int, default=5)

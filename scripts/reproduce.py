@@ -27,16 +27,22 @@ SMOKE_ITERATIONS = 10
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     names = [e.name for e in experiments.experiments()]
     parser.add_argument('--only', help='comma-separated subset of: ' + ', '.join(names))
     parser.add_argument('--logdir', default=None, help='default: logs (smoke: logs/smoke)')
     parser.add_argument('--data_dir', default=os.path.join(ROOT, 'data'))
-    parser.add_argument('--omniglot_source', help='folder with the Omniglot zips, to prepare the data')
-    parser.add_argument('--miniimagenet_source', help='folder with the miniImagenet CSVs and images')
-    parser.add_argument('--smoke', action='store_true', help='tiny synthetic data, 10 iterations each')
-    parser.add_argument('--sine_update_lr', type=float, default=0.01, help="reference's usage line: 0.001")
-    parser.add_argument('--mini5shot_meta_batch_size', type=int, default=2, help="reference's usage line: 4")
+    parser.add_argument('--omniglot_source',
+                        help='folder with the Omniglot zips, to prepare the data')
+    parser.add_argument('--miniimagenet_source',
+                        help='folder with the miniImagenet CSVs and images')
+    parser.add_argument('--smoke', action='store_true',
+                        help='tiny synthetic data, 10 iterations each')
+    parser.add_argument('--sine_update_lr', type=float, default=0.01,
+                        help="reference's usage line: 0.001")
+    parser.add_argument('--mini5shot_meta_batch_size', type=int, default=2,
+                        help="reference's usage line: 4")
     parser.add_argument('--omniglot_iterations', type=int, default=60000)
     parser.add_argument('--seeds', type=int, default=None,
                         help='train only the first N seeds of the experiments run with several '
@@ -65,13 +71,17 @@ def run(cmd):
 
 def prepare_data(args, needed):
     """Prepare the datasets the selected experiments need when a source is given."""
+    steps = []
     if 'omniglot' in needed and args.omniglot_source:
         extra = ['--expect_characters=60', '--expect_images=1200'] if args.smoke else []
-        run([sys.executable, os.path.join(ROOT, 'data', 'prepare_omniglot.py'), '--source',
-             args.omniglot_source, '--dest', os.path.join(args.data_dir, 'omniglot_resized'), *extra])
+        steps.append(('prepare_omniglot.py', args.omniglot_source, 'omniglot_resized', extra))
     if 'miniimagenet' in needed and args.miniimagenet_source:
-        run([sys.executable, os.path.join(ROOT, 'data', 'prepare_miniimagenet.py'), '--source',
-             args.miniimagenet_source, '--dest', os.path.join(args.data_dir, 'miniImagenet')])
+        steps.append(('prepare_miniimagenet.py', args.miniimagenet_source, 'miniImagenet', []))
+    for script, source, folder, extra in steps:
+        cmd = [sys.executable, os.path.join(ROOT, 'data', script), '--source', source,
+               '--dest', os.path.join(args.data_dir, folder), *extra]
+        if run(cmd) != 0:
+            raise UserError(f'data/{script} failed (its message is above); nothing was trained')
 
 
 def make_smoke_sources(args):
@@ -109,18 +119,24 @@ def train_and_evaluate(exp, args):
     return True
 
 
+def chosen_runs(args):
+    """The runs (one per seed) of the experiments --only names, with the reproduction's settings."""
+    every = experiments.experiments(args.sine_update_lr, args.mini5shot_meta_batch_size,
+                                    args.omniglot_iterations)
+    return [run for e in every if e.name in args.selected for run in e.seed_runs()[:args.seeds]]
+
+
 def reproduce(args):
     """Train and evaluate the chosen experiments, then write the table; the failed ones."""
     if args.smoke:
         make_smoke_sources(args)
-    chosen = [run for e in experiments.experiments(args.sine_update_lr, args.mini5shot_meta_batch_size,
-                                                   args.omniglot_iterations) if e.name in args.selected
-              for run in e.seed_runs()[:args.seeds]]
+    chosen = chosen_runs(args)
     prepare_data(args, {e.datasource for e in chosen})
     failed = []
     start = time.time()
     for i, exp in enumerate(chosen, 1):
-        print(f'[{i}/{len(chosen)}] {exp.name} ({(time.time() - start) / 60:.0f} min so far)', flush=True)
+        minutes = (time.time() - start) / 60
+        print(f'[{i}/{len(chosen)}] {exp.name} ({minutes:.0f} min so far)', flush=True)
         if not train_and_evaluate(exp, args):
             failed.append(exp.name)
             print(f'  {exp.name} failed; going on with the others', flush=True)
@@ -139,7 +155,8 @@ def main():
     except UserError as err:
         sys.exit(f'error: {err}')
     except KeyboardInterrupt:
-        print('\ninterrupted: finished steps are kept; run the same command to go on', file=sys.stderr)
+        print('\ninterrupted: finished steps are kept; run the same command to go on',
+              file=sys.stderr)
         sys.exit(130)
     sys.exit(1 if failed else 0)
 

@@ -9,7 +9,8 @@ deviation of the per-seed means, over the seeds without diverging tasks and over
 Give the runs of one method at a time. With --out, a figure of the mean MSE against the
 number of steps, one line per seed (needs matplotlib).
 
-  python -m scripts.sinusoid_seeds logs/sine_maml logs/sine_maml_seed* --out logs/figures/sinusoid_seeds.png
+  python -m scripts.sinusoid_seeds logs/sine_maml logs/sine_maml_seed* \
+      --out logs/figures/sinusoid_seeds.png
 """
 import argparse
 import glob
@@ -20,7 +21,6 @@ import numpy as np
 import utils
 
 STEPS = (1, 5, 10)
-LARGE = 10.0   # predicting 0 for amplitude A scores A^2 / 2, 12.5 at most
 
 
 def load(run_dir, k, update_lr):
@@ -29,7 +29,8 @@ def load(run_dir, k, update_lr):
     found = glob.glob(os.path.join(run_dir, '*', name))
     if not found:
         raise SystemExit(f'error: no {name} under {run_dir}; evaluate the run first')
-    return os.path.basename(run_dir.rstrip('/')), np.asarray(utils.read_eval_pickle(found[0])['mses'])
+    mses = np.asarray(utils.read_eval_pickle(found[0])['mses'])
+    return os.path.basename(run_dir.rstrip('/')), mses
 
 
 def nan_as_inf(mses):
@@ -37,17 +38,8 @@ def nan_as_inf(mses):
     return np.where(np.isnan(mses), np.inf, mses)
 
 
-def count_diverging(mses):
-    """Tasks whose MSE after the last step is not finite, or above LARGE and more than
-    twice what it was after the first step."""
-    last = mses[:, -1]
-    with np.errstate(invalid='ignore'):
-        grew = (last > LARGE) & (last > 2 * mses[:, 1])
-    return int(np.sum(~np.isfinite(last) | grew))
-
-
 def seed_row(label, mses):
-    diverged = count_diverging(mses)
+    diverged = utils.count_diverging(mses)
     means = [mses[:, s].mean() for s in STEPS]
     medians = [np.median(nan_as_inf(mses)[:, s]) for s in STEPS]
     cells = ' | '.join(f'{m:.3g}' for m in means) + ' | ' + ' | '.join(f'{m:.3g}' for m in medians)
@@ -85,7 +77,8 @@ def plot(runs, out, paper=None):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, (title, reduce) in zip(axes, (('mean', np.mean), ('median', np.median))):
         for label, mses in runs:
-            ax.plot(np.arange(mses.shape[1]), reduce(nan_as_inf(mses), axis=0), marker='o', ms=3, label=label)
+            ax.plot(np.arange(mses.shape[1]), reduce(nan_as_inf(mses), axis=0), marker='o', ms=3,
+                    label=label)
         if paper and title == 'mean':
             ax.plot(list(paper), list(paper.values()), 'k*', ms=9, label='paper (mean)')
         ax.set_yscale('log')
@@ -105,7 +98,8 @@ def main():
     parser.add_argument('--k', type=int, default=5)
     parser.add_argument('--update_lr', type=float, default=0.01)
     parser.add_argument('--out', help='write the figure here')
-    parser.add_argument('--paper', action='store_true', help="mark the paper's MAML numbers in the figure")
+    parser.add_argument('--paper', action='store_true',
+                        help="mark the paper's MAML numbers in the figure")
     args = parser.parse_args()
     runs = [load(r, args.k, args.update_lr) for r in args.runs]
     print(table(runs))

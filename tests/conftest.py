@@ -1,19 +1,17 @@
-"""Shared test fixtures and paths (pytest.ini puts the repository root on sys.path)."""
+"""Fixtures the tests share, and TensorFlow's environment as main.py sets it."""
 import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), 'shared')
+import pytest
+
+from tests.helpers import ROOT
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')   # as main.py runs TensorFlow
 
-SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=5', '--update_lr=0.01',
-        '--meta_batch_size=4']
 
-
-def run_main(*args, check=True):
-    """main.py in a subprocess, as a user runs it."""
+def main_subprocess(*args, check=True):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'main.py'), *args],
                           capture_output=True, text=True, env=env, timeout=600)
@@ -22,5 +20,8 @@ def run_main(*args, check=True):
     return proc
 
 
-def sine_dir(logdir):
-    return os.path.join(logdir, 'cls_5.mbs_4.ubs_5.numstep1.updatelr0.01nonorm')
+@pytest.fixture
+def run_main():
+    """main.py in a subprocess, as a user runs it: run_main(*args, check=True)."""
+    return main_subprocess
+

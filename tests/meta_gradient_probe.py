@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import maml
-from tests.test_maml import random_batch
+from tests.helpers import random_batch
 
 
 def meta_gradient():

@@ -3,7 +3,9 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.helpers import ROOT
 
 
 def benchmark(*args):
@@ -12,12 +14,14 @@ def benchmark(*args):
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
 
 
+@pytest.mark.slow
 def test_benchmark_times_this_main_with_and_without_an_environment_variable():
     proc = benchmark('sine_maml', '--env', 'TF_ENABLE_ONEDNN_OPTS=0')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     header, row = proc.stdout.strip().splitlines()
-    assert header == ('| configuration | TF_ENABLE_ONEDNN_OPTS=0 s/it | TF_ENABLE_ONEDNN_OPTS=0 peak MB '
-                      '| this s/it | this peak MB | TF_ENABLE_ONEDNN_OPTS=0 / this |')
+    off = 'TF_ENABLE_ONEDNN_OPTS=0'
+    assert header == (f'| configuration | {off} s/it | {off} peak MB '
+                      f'| this s/it | this peak MB | {off} / this |')
     cells = [cell.strip() for cell in row.strip('| ').split('|')]
     assert cells[0] == 'sine_maml'
     seconds = [float(cells[1]), float(cells[3])]
@@ -25,6 +29,7 @@ def test_benchmark_times_this_main_with_and_without_an_environment_variable():
     assert cells[5].endswith('x') and float(cells[5][:-1]) > 0      # the ratio of the two
 
 
+@pytest.mark.slow
 def test_benchmark_rejects_an_unknown_configuration_and_a_bad_env():
     unknown = benchmark('omniglot_99way')
     assert unknown.returncode == 2 and 'unknown configuration omniglot_99way' in unknown.stderr

@@ -12,26 +12,10 @@ import numpy as np
 import pytest
 
 import data_generator
-import main
 import utils
-from config import RunConfig
 from data import prepared, synthetic
-from tests.conftest import ROOT, SINE, sine_dir
+from tests.helpers import ROOT, SINE, execute, run_script, sine, sine_dir
 from utils import UserError
-
-
-def execute(*args):
-    main.execute(RunConfig.from_args(list(args)))
-
-
-def sine(tmp_path, *args):
-    return [*SINE, f'--logdir={tmp_path}', '--log=False', *args]
-
-
-def script(path, *args):
-    """A script of the repository in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, *path.split(), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
 
 
 def one_error_line(proc):
@@ -42,7 +26,9 @@ def one_error_line(proc):
 
 # ------------------------------------------------- the checkpoint state file
 @pytest.mark.parametrize('damage', ['deleted', 'garbage', 'empty', 'names_a_missing_model'])
-def test_a_lost_or_damaged_state_file_still_resumes_from_the_newest_checkpoint(tmp_path, capsys, damage):
+@pytest.mark.slow
+def test_a_lost_or_damaged_state_file_still_resumes_from_the_newest_checkpoint(tmp_path, capsys,
+                                                                               damage):
     execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=5'))
     state = os.path.join(sine_dir(str(tmp_path)), 'checkpoint')
     if damage == 'deleted':
@@ -60,6 +46,7 @@ def test_a_lost_or_damaged_state_file_still_resumes_from_the_newest_checkpoint(t
     assert stored['checkpoint'] == 'model12'
 
 
+@pytest.mark.slow
 def test_checkpoint_files_none_of_which_is_readable_are_refused_not_overwritten(tmp_path):
     execute(*sine(tmp_path, '--metatrain_iterations=5'))
     folder = sine_dir(str(tmp_path))
@@ -73,10 +60,11 @@ def test_checkpoint_files_none_of_which_is_readable_are_refused_not_overwritten(
 
 
 # ---------------------------------------------------------------- settings
+@pytest.mark.slow
 def test_a_folder_without_checkpoints_takes_the_corrected_settings(tmp_path, capsys):
     folder = sine_dir(str(tmp_path))
     os.makedirs(folder)
-    utils.check_settings(folder, {'meta_lr': 1000.0})       # a run that failed before its first save
+    utils.check_settings(folder, {'meta_lr': 1000.0})     # a run that failed before its first save
     execute(*sine(tmp_path, '--metatrain_iterations=2'))
     assert utils.read_settings(folder)['meta_lr'] == 0.001
     with pytest.raises(UserError, match=r'was trained with --meta_lr=0.001 \(now 0.01\)'):
@@ -88,7 +76,9 @@ def test_a_folder_without_checkpoints_takes_the_corrected_settings(tmp_path, cap
     (['--max_pool=True'], r'--max_pool=False \(now True\)'),
     (['--num_classes=3'], None),           # sinusoid ignores it, but it names the experiment
 ])
-def test_a_checkpoint_is_evaluated_only_with_the_network_it_was_trained_as(tmp_path, flags, message):
+@pytest.mark.slow
+def test_a_checkpoint_is_evaluated_only_with_the_network_it_was_trained_as(tmp_path, flags,
+                                                                           message):
     train = [*sine(tmp_path, '--metatrain_iterations=2'), '--norm=batch_norm']
     execute(*train)
     checkpoint = os.path.join(sine_dir(str(tmp_path))[:-len('nonorm')] + 'batchnorm', 'model2')
@@ -109,11 +99,12 @@ def test_a_checkpoint_is_evaluated_only_with_the_network_it_was_trained_as(tmp_p
 # ------------------------------------------------------------------ results
 def test_a_full_disk_while_writing_a_result_leaves_the_previous_pair_whole(tmp_path):
     folder = str(tmp_path)
-    utils.write_eval_results(folder, 'test_ubs5_stepsize0.01', np.full((3, 2), 0.5), checkpoint='model1')
+    name = 'test_ubs5_stepsize0.01'
+    utils.write_eval_results(folder, name, np.full((3, 2), 0.5), checkpoint='model1')
     before = {f: open(os.path.join(folder, f), 'rb').read() for f in os.listdir(folder)}
     os.symlink('/dev/full', os.path.join(folder, f'test_ubs5_stepsize0.01.pkl.tmp{os.getpid()}'))
     with pytest.raises(UserError, match='cannot write .*test_ubs5_stepsize0.01.pkl .No space left'):
-        utils.write_eval_results(folder, 'test_ubs5_stepsize0.01', np.full((3, 2), 0.9), checkpoint='model1')
+        utils.write_eval_results(folder, name, np.full((3, 2), 0.9), checkpoint='model1')
     assert {f: open(os.path.join(folder, f), 'rb').read() for f in os.listdir(folder)} == before
 
 
@@ -135,25 +126,28 @@ def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage
         with open(target, 'wb') as f:
             f.write(text)
     assert not utils.result_complete(path)
-    with pytest.raises(UserError, match=f'{os.path.basename(target if damage != "no_pkl" else pkl)} '
-                                        f'is missing or damaged'):
+    named = os.path.basename(pkl if damage == 'no_pkl' else target)
+    with pytest.raises(UserError, match=f'{named} is missing or damaged'):
         make_table.make_table(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_make_table_with_a_missing_logdir_writes_nothing(tmp_path):
     readme = tmp_path / 'README.md'
     readme.write_text('top\n<!-- results: here -->\nold rows\n<!-- /results -->\nend\n')
-    proc = script('-m scripts.make_table', '--readme', str(readme), '--logdir', str(tmp_path / 'typo'))
+    proc = run_script('-m scripts.make_table', '--readme', str(readme),
+                      '--logdir', str(tmp_path / 'typo'))
     assert 'is not a folder; nothing was written' in one_error_line(proc)
     assert 'old rows' in readme.read_text()
     readme.write_text('no markers here\n')
-    proc = script('-m scripts.make_table', '--readme', str(readme), '--logdir', str(tmp_path))
+    proc = run_script('-m scripts.make_table', '--readme', str(readme), '--logdir', str(tmp_path))
     assert 'lacks the results markers' in one_error_line(proc)
     assert readme.read_text() == 'no markers here\n'
 
 
 # --------------------------------------------------------------------- data
 @pytest.mark.parametrize('case', ['user_folder', 'dest_is_source', 'user_partial'])
+@pytest.mark.slow
 def test_prepare_omniglot_never_replaces_a_folder_it_did_not_make(tmp_path, case):
     os.makedirs(tmp_path / 'zips')
     source = synthetic.omniglot_zips(str(tmp_path / 'zips'))
@@ -164,14 +158,14 @@ def test_prepare_omniglot_never_replaces_a_folder_it_did_not_make(tmp_path, case
     with open(os.path.join(precious, 'thesis.tex'), 'w') as f:
         f.write('years of work')
     before = sorted(os.listdir(precious))
-    proc = script('data/prepare_omniglot.py', '--source', source, '--dest', dest,
+    proc = run_script('data/prepare_omniglot.py', '--source', source, '--dest', dest,
                   '--expect_characters=9', '--expect_images=36')
     assert f'{precious} exists and was not made by this script' in one_error_line(proc)
     assert sorted(os.listdir(precious)) == before
     shutil.rmtree(precious)
     os.makedirs(precious)                    # an empty folder holds nothing to lose
     if case != 'dest_is_source':
-        assert script('data/prepare_omniglot.py', '--source', source, '--dest', dest,
+        assert run_script('data/prepare_omniglot.py', '--source', source, '--dest', dest,
                       '--expect_characters=9', '--expect_images=36').returncode == 0
 
 
@@ -189,10 +183,12 @@ def test_a_missing_omniglot_character_is_named_instead_of_reshuffling_the_splits
 
 
 @pytest.mark.parametrize('damage', ['same_size', 'truncated'])
+@pytest.mark.slow
 def test_a_damaged_prepared_image_is_named_and_rebuilt(tmp_path, damage):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val', 'test'))
     dest = str(tmp_path / 'miniImagenet')
-    assert script('data/prepare_miniimagenet.py', '--source', source, '--dest', dest).returncode == 0
+    prepare = ['data/prepare_miniimagenet.py', '--source', source, '--dest', dest]
+    assert run_script(*prepare).returncode == 0
     image = sorted(glob.glob(os.path.join(dest, 'val', '*', '*.jpg')))[3]
     good = open(image, 'rb').read()
     with open(image, 'r+b') as f:
@@ -202,12 +198,13 @@ def test_a_damaged_prepared_image_is_named_and_rebuilt(tmp_path, damage):
             f.seek(len(good) // 2)
             f.write(bytes(255 - b for b in good[len(good) // 2:len(good) // 2 + 16]))
     changed = os.path.relpath(image, os.path.join(dest, 'val'))
-    assert prepared.differences(os.path.join(dest, 'val'), checksums=True) == [f'1 changed ({changed})']
+    found = prepared.differences(os.path.join(dest, 'val'), checksums=True)
+    assert found == [f'1 changed ({changed})']
     if damage == 'truncated':                # main.py's quick check (names and sizes) sees it too
         with pytest.raises(UserError, match=f'is not what data/prepare_miniimagenet.py prepared: '
                                             f'1 changed \\({changed}\\)'):
             data_generator.load_miniimagenet(str(tmp_path), ['val'])
-    again = script('data/prepare_miniimagenet.py', '--source', source, '--dest', dest)
+    again = run_script('data/prepare_miniimagenet.py', '--source', source, '--dest', dest)
     assert again.returncode == 0
     assert 'preparing it again' in again.stdout and 'test: already prepared' in again.stdout
     assert open(image, 'rb').read() == good
@@ -240,25 +237,24 @@ def fill(folder, leave):
     return path
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_training_in_one_line_and_keeps_the_last_checkpoint(small_disk):
     args = [*SINE, f'--logdir={small_disk}', '--log=False', '--save_interval=2']
-    assert run_sine(*args, '--metatrain_iterations=2').returncode == 0
+    assert run_script('main.py', *args, '--metatrain_iterations=2').returncode == 0
     filler = fill(small_disk, leave=12288)   # room for the lock, not for a checkpoint
-    proc = run_sine(*args, '--metatrain_iterations=4')
+    proc = run_script('main.py', *args, '--metatrain_iterations=4')
     assert 'cannot save model4' in one_error_line(proc) and 'model2 is kept' in proc.stderr
     assert 'No space left on device' in proc.stderr
     os.remove(filler)
-    assert 'iterations 3..4' in run_sine(*args, '--metatrain_iterations=4').stdout
+    assert 'iterations 3..4' in run_script('main.py', *args, '--metatrain_iterations=4').stdout
 
 
-def run_sine(*args):
-    return script('main.py', *args)
-
-
+@pytest.mark.slow
 def test_ctrl_c_during_evaluation_exits_130_and_writes_no_half_result(tmp_path):
     args = sine(tmp_path, '--metatrain_iterations=2')
-    assert run_sine(*args).returncode == 0
-    proc = subprocess.Popen([sys.executable, 'main.py', *args, '--train=False', '--num_test_tasks=100000'],
+    assert run_script('main.py', *args).returncode == 0
+    evaluate = [*args, '--train=False', '--num_test_tasks=100000']
+    proc = subprocess.Popen([sys.executable, 'main.py', *evaluate],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
     for line in proc.stdout:
@@ -278,6 +274,7 @@ def test_ctrl_c_during_evaluation_exits_130_and_writes_no_half_result(tmp_path):
     ('garbage_settings', 'settings.json is damaged'),
     ('settings_a_list', 'settings.json is damaged'),
 ])
+@pytest.mark.slow
 def test_damaged_run_files_are_taken_over_or_named(tmp_path, damage, outcome):
     execute(*sine(tmp_path, '--metatrain_iterations=2'))
     folder = sine_dir(str(tmp_path))
@@ -302,11 +299,13 @@ def test_damaged_run_files_are_taken_over_or_named(tmp_path, damage, outcome):
     ('name,class', 'does not start with the header filename,label'),
     ('', 'does not start with the header filename,label'),
 ])
+@pytest.mark.slow
 def test_a_split_csv_of_another_format_is_named(tmp_path, header, message):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val',))
     path = os.path.join(source, 'val.csv')
     rows = open(path).read().splitlines()[1:]
     with open(path, 'w') as f:
         f.write('\n'.join([header] + rows if header else []))
-    proc = script('data/prepare_miniimagenet.py', '--source', source, '--dest', str(tmp_path / 'out'))
+    proc = run_script('data/prepare_miniimagenet.py', '--source', source,
+                      '--dest', str(tmp_path / 'out'))
     assert message in one_error_line(proc) and 'val.csv' in proc.stderr

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import data_generator
-from data_generator import ImageTasks, SinusoidTasks, batch_rng
 from data import prepared, synthetic
+from data_generator import ImageTasks, SinusoidTasks, batch_rng
 from utils import UserError
 
 
@@ -56,8 +56,9 @@ def test_omniglot_split_is_disjoint_and_independent_of_listing_order(omniglot_ro
 def test_omniglot_split_matches_reference_shuffle(omniglot_root):
     import random
     folder = os.path.join(omniglot_root, 'omniglot_resized')
-    chars = sorted(os.path.join(folder, a, c) for a in os.listdir(folder)   # as the reference lists them
-                   if os.path.isdir(os.path.join(folder, a)) for c in os.listdir(os.path.join(folder, a)))
+    alphabets = [a for a in os.listdir(folder) if os.path.isdir(os.path.join(folder, a))]
+    chars = sorted(os.path.join(folder, a, c)       # as the reference lists them
+                   for a in alphabets for c in os.listdir(os.path.join(folder, a)))
     random.seed(1)
     random.shuffle(chars)
     assert data_generator.omniglot_character_split(omniglot_root, (20, 5))['train'] == chars[:20]
@@ -152,8 +153,8 @@ def test_miniimagenet_tasks_counts_and_pixel_range(tmp_path):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), per_class=20)
     root = tmp_path / 'data'
     split_root = root / 'miniImagenet'
-    import shutil
     import csv
+    import shutil
     for split in ('train', 'val'):
         with open(tmp_path / 'src' / f'{split}.csv') as f:
             for row in csv.DictReader(f):
@@ -165,7 +166,8 @@ def test_miniimagenet_tasks_counts_and_pixel_range(tmp_path):
     assert tasks.images['train'].shape == (6, 20, 84, 84, 3)
     assert tasks.images['val'].shape == (5, 20, 84, 84, 3)
     train = tasks.sample(batch_rng(0, 0), 2, 'train', 1, 15)
-    assert train['inputa'].shape == (2, 5, 84 * 84 * 3) and train['inputb'].shape == (2, 75, 84 * 84 * 3)
+    assert train['inputa'].shape == (2, 5, 84 * 84 * 3)
+    assert train['inputb'].shape == (2, 75, 84 * 84 * 3)
     evaluation = tasks.sample(batch_rng(0, 0), 1, 'val', 5, 5)
     assert evaluation['inputb'].shape == (1, 25, 84 * 84 * 3)
     assert 0.0 <= train['inputa'].min() and train['inputa'].max() <= 1.0

@@ -14,16 +14,8 @@ import main
 import utils
 from config import RunConfig
 from data import prepared, synthetic
-from tests.conftest import ROOT, SINE, run_main, sine_dir
+from tests.helpers import ROOT, SINE, execute, sine, sine_dir
 from utils import UserError
-
-
-def execute(*args):
-    main.execute(RunConfig.from_args(list(args)))
-
-
-def sine(tmp_path, *args):
-    return [*SINE, f'--logdir={tmp_path}', '--log=False', *args]
 
 
 def checkpoints(tmp_path):
@@ -39,7 +31,8 @@ def checkpoints(tmp_path):
     ('--meta_lr=0', '--meta_lr must be a positive finite number'),
     ('--meta_batch_size=0', '--meta_batch_size must be at least 1'),
     ('--omniglot_split=abc', '--omniglot_split takes two whole numbers'),
-    ('--baseline=oracle --datasource=omniglot', '--baseline=oracle exists for --datasource=sinusoid only'),
+    ('--baseline=oracle --datasource=omniglot',
+     '--baseline=oracle exists for --datasource=sinusoid only'),
     ('--print_interval=0', '--print_interval must be at least 1'),
     ('--test_iter=-2', '--test_iter must be at least -1'),
     ('--metatrain_iterations=-1', '--metatrain_iterations must be at least 0'),
@@ -59,8 +52,10 @@ def test_bad_settings_are_refused_before_anything_runs(tmp_path, flag, message):
     assert not os.path.exists(sine_dir(str(tmp_path)))
 
 
-def test_an_error_is_the_last_and_only_line_on_stderr(tmp_path):
-    proc = run_main('--datasource=omniglot', f'--data_dir={tmp_path}', f'--logdir={tmp_path}', check=False)
+@pytest.mark.slow
+def test_an_error_is_the_last_and_only_line_on_stderr(tmp_path, run_main):
+    proc = run_main('--datasource=omniglot', f'--data_dir={tmp_path}', f'--logdir={tmp_path}',
+                    check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith('error: Omniglot data not found')
@@ -68,6 +63,7 @@ def test_an_error_is_the_last_and_only_line_on_stderr(tmp_path):
         assert len(lines) == 1, proc.stderr
 
 
+@pytest.mark.slow
 def test_zero_iterations_say_what_happened(tmp_path, capsys):
     execute(*sine(tmp_path, '--metatrain_iterations=0'))
     assert 'Nothing to train: --metatrain_iterations and --pretrain_iterations are both 0' in \
@@ -92,6 +88,7 @@ class PoisonedTasks(data_generator.SinusoidTasks):
         return batch
 
 
+@pytest.mark.slow
 def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoints(tmp_path):
     run = RunConfig.from_args(sine(tmp_path, '--metatrain_iterations=30', '--save_interval=5'))
     os.makedirs(run.exp_dir)
@@ -102,6 +99,7 @@ def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoi
     assert checkpoints(tmp_path) == ['model10', 'model5']
 
 
+@pytest.mark.slow
 def test_a_run_refuses_to_continue_with_other_settings(tmp_path):
     execute(*sine(tmp_path, '--metatrain_iterations=5'))
     with pytest.raises(UserError, match=r'was trained with --meta_lr=0.001 \(now 0.01\), '
@@ -111,6 +109,7 @@ def test_a_run_refuses_to_continue_with_other_settings(tmp_path):
     assert checkpoints(tmp_path) == ['model5', 'model8']
 
 
+@pytest.mark.slow
 def test_a_live_lock_stops_a_second_trainer_and_a_stale_one_does_not(tmp_path):
     folder = sine_dir(str(tmp_path))
     os.makedirs(folder)
@@ -127,6 +126,7 @@ def test_a_live_lock_stops_a_second_trainer_and_a_stale_one_does_not(tmp_path):
     assert not os.path.exists(os.path.join(folder, utils.LOCK_FILE))
 
 
+@pytest.mark.slow
 def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
     execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=5'))
     folder = sine_dir(str(tmp_path))
@@ -141,6 +141,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, caps
     assert not os.path.exists(orphan)
 
 
+@pytest.mark.slow
 def test_evaluations_of_other_splits_task_counts_and_checkpoints_keep_each_result(tmp_path, capsys):
     execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=5'))
     folder = sine_dir(str(tmp_path))
@@ -157,6 +158,7 @@ def test_evaluations_of_other_splits_task_counts_and_checkpoints_keep_each_resul
 
 
 # ----------------------------------------------------------------- files
+@pytest.mark.slow
 def test_logdir_that_is_a_file_is_refused(tmp_path):
     path = tmp_path / 'afile'
     path.write_text('x')
@@ -164,6 +166,7 @@ def test_logdir_that_is_a_file_is_refused(tmp_path):
         execute(*SINE, f'--logdir={path}', '--metatrain_iterations=2')
 
 
+@pytest.mark.slow
 def test_checkpoint_given_as_folder_file_or_damaged(tmp_path):
     execute(*sine(tmp_path, '--metatrain_iterations=4', '--save_interval=2'))
     folder = sine_dir(str(tmp_path))
@@ -229,6 +232,7 @@ def test_an_omniglot_split_too_large_says_so(omniglot):
         load(root, split=(16, 4))
 
 
+@pytest.mark.slow
 def test_prepare_omniglot_rebuilds_a_damaged_tree(tmp_path):
     source = synthetic.omniglot_zips(str(tmp_path))
     dest = str(tmp_path / 'omniglot_resized')
@@ -242,6 +246,7 @@ def test_prepare_omniglot_rebuilds_a_damaged_tree(tmp_path):
     assert 'Prepared' in again.stdout
 
 
+@pytest.mark.slow
 def test_prepare_miniimagenet_names_a_damaged_zip_member(tmp_path):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val',))
     with zipfile.ZipFile(os.path.join(source, 'images_val_test.zip'), 'w', zipfile.ZIP_STORED) as z:

@@ -2,12 +2,14 @@
 import os
 
 import numpy as np
+import pytest
 
 from scripts import plot_curves, plot_sinusoid
-from tests.conftest import SINE, run_main, sine_dir
+from tests.helpers import SINE, sine_dir
 
 
-def test_curves_and_sinusoid_predictions_from_a_short_run(tmp_path):
+@pytest.mark.slow
+def test_curves_and_sinusoid_predictions_from_a_short_run(tmp_path, run_main):
     run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=300', '--meta_lr=0.01')
     steps, values = plot_curves.read_scalars(str(tmp_path), 'Post-update loss, step 1')
     assert steps == [100, 200, 300] and all(np.isfinite(values))
@@ -25,7 +27,8 @@ def write_event_file(path, step, value, scratch):
     """An event file holding one 'Post-update loss, step 1' scalar, at `path`."""
     import tensorflow.compat.v1 as tf
     writer = tf.summary.FileWriter(scratch)
-    summary = tf.Summary(value=[tf.Summary.Value(tag='Post-update loss, step 1', simple_value=value)])
+    value = tf.Summary.Value(tag='Post-update loss, step 1', simple_value=value)
+    summary = tf.Summary(value=[value])
     writer.add_summary(summary, step)
     writer.close()
     (written,) = os.listdir(scratch)
@@ -78,12 +81,14 @@ def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
             mses[:2, -1] = np.inf                     # two tasks of seed 2 diverge
         utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], mses,
                                  checkpoint='model70000', split='test')
-    rows = {line.split(' | ')[0]: line.split(' | ') for line in make_table.make_table(str(tmp_path)).splitlines()}
+    rows = {line.split(' | ')[0]: line.split(' | ')
+            for line in make_table.make_table(str(tmp_path)).splitlines()}
     one_step = rows['| Sinusoid K=5, MAML, MSE after 1 step']
     assert one_step[2] == '0.7 +- 0.16 (sd over 3 seeds)' and one_step[4] == '70000'
     assert one_step[7] == ('diverging tasks per seed (0, 1, 2): 0, 0, 2 (2 of 1800); '
                            'over the 2 seeds without: 0.6 +- 0.1 |')
-    assert rows['| Sinusoid K=5, MAML, MSE after 10 steps'][2] == 'inf (over 3 seeds; not finite for seed 2)'
+    assert rows['| Sinusoid K=5, MAML, MSE after 10 steps'][2] == \
+        'inf (over 3 seeds; not finite for seed 2)'
     assert 'not yet run' in rows['| Sinusoid K=5, pretrained, MSE after 1 step'][2]
 
 

@@ -6,29 +6,32 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
 import data_generator
+import main
 from config import RunConfig
 from data import synthetic
-from tests.conftest import ROOT, SINE, run_main, sine_dir
+from tests.helpers import ROOT, SINE, sine_dir
+
 
 def checkpoint_values(path):
     reader = tf.train.load_checkpoint(path)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path):
+@pytest.mark.slow
+def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path, run_main):
     straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
     run_main(*SINE, f'--logdir={straight}', '--metatrain_iterations=40', '--save_interval=20')
     first = str(tmp_path / 'first')
     run_main(*SINE, f'--logdir={first}', '--metatrain_iterations=20', '--save_interval=20')
     shutil.move(first, split)   # a committed run is resumed from another path
-    resumed = run_main(*SINE, f'--logdir={split}', '--metatrain_iterations=40', '--save_interval=20')
+    resumed = run_main(*SINE, f'--logdir={split}', '--metatrain_iterations=40',
+                       '--save_interval=20')
     assert 'iterations 21..40' in resumed.stdout
     a = checkpoint_values(os.path.join(sine_dir(straight), 'model40'))
     b = checkpoint_values(os.path.join(sine_dir(split), 'model40'))
@@ -39,7 +42,8 @@ def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-def test_relaunching_a_finished_run_says_so_and_exits_0(tmp_path):
+@pytest.mark.slow
+def test_relaunching_a_finished_run_says_so_and_exits_0(tmp_path, run_main):
     args = [*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=10', '--save_interval=4']
     run_main(*args)
     assert sorted(f for f in os.listdir(sine_dir(str(tmp_path))) if f.endswith('.index')) == [
@@ -50,7 +54,8 @@ def test_relaunching_a_finished_run_says_so_and_exits_0(tmp_path):
     assert 'Nothing to train' in zero.stdout
 
 
-def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path):
+@pytest.mark.slow
+def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path, run_main):
     from scripts import keep_latest_checkpoint
     run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=10', '--save_interval=4')
     folder = sine_dir(str(tmp_path))
@@ -60,14 +65,18 @@ def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path):
         'model10.data-00000-of-00001', 'model10.index']
     assert tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths == [
         os.path.join(folder, 'model10')]
-    resumed = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=12', '--save_interval=4')
+    resumed = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=12',
+                       '--save_interval=4')
     assert 'iterations 11..12' in resumed.stdout
-    os.remove(os.path.join(folder, 'model12.index'))
-    with pytest.raises(FileNotFoundError, match='model12.index is missing'):
-        keep_latest_checkpoint.keep_latest(folder)
+    os.remove(os.path.join(folder, 'model12.index'))       # an incomplete newest one goes too
+    assert keep_latest_checkpoint.keep_latest(folder) == (
+        'model10', ['model12.data-00000-of-00001'])
+    with pytest.raises(FileNotFoundError, match='no model<N> checkpoint in'):
+        keep_latest_checkpoint.keep_latest(str(tmp_path))
 
 
-def test_evaluation_without_checkpoint_is_one_line_error(tmp_path):
+@pytest.mark.slow
+def test_evaluation_without_checkpoint_is_one_line_error(tmp_path, run_main):
     proc = run_main(*SINE, f'--logdir={tmp_path}', '--train=False', check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith('error: no checkpoint in')
@@ -79,13 +88,15 @@ def test_evaluation_without_checkpoint_is_one_line_error(tmp_path):
 @pytest.mark.parametrize('flag,message', [('--norm=batchnorm', 'norm'),
                                           ('--datasource=cifar', 'datasource'),
                                           ('--meta_batch_size=0', 'meta_batch_size')])
-def test_bad_flag_values_are_clear_errors(tmp_path, flag, message):
+@pytest.mark.slow
+def test_bad_flag_values_are_clear_errors(tmp_path, flag, message, run_main):
     proc = run_main(f'--logdir={tmp_path}', flag, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr and 'Traceback' not in proc.stderr
 
 
-def test_evaluation_writes_reference_csv_and_pickle(tmp_path):
+@pytest.mark.slow
+def test_evaluation_writes_reference_csv_and_pickle(tmp_path, run_main):
     run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5')
     proc = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5', '--train=False',
                     '--num_test_tasks=7', '--update_batch_size=10', '--train_update_batch_size=5')
@@ -100,15 +111,18 @@ def test_evaluation_writes_reference_csv_and_pickle(tmp_path):
     assert mses.shape == (7, 11)
     assert results['checkpoint'] == 'model5'   # what the table reports as iterations
     np.testing.assert_allclose([float(v) for v in rows[1]], mses.mean(0), rtol=1e-6)
-    np.testing.assert_allclose([float(v) for v in rows[3]], 1.96 * mses.std(0) / np.sqrt(7), rtol=1e-6)
+    np.testing.assert_allclose([float(v) for v in rows[3]], 1.96 * mses.std(0) / np.sqrt(7),
+                               rtol=1e-6)
     assert 'step 10: MSE' in proc.stdout
 
 
+@pytest.mark.slow
 def test_interrupted_run_saves_and_resumes(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     args = [sys.executable, os.path.join(ROOT, 'main.py'), *SINE, f'--logdir={tmp_path}',
             '--metatrain_iterations=1000000', '--print_interval=50']
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
     for line in proc.stdout:
         if line.startswith('Iteration'):
             break
@@ -129,7 +143,8 @@ def omniglot_data(tmp_path_factory):
 OMNI = ['--datasource=omniglot', '--omniglot_split=20,20', '--num_filters=8', '--update_lr=0.4']
 
 
-def test_short_omniglot_training_lowers_the_loss(tmp_path, omniglot_data):
+@pytest.mark.slow
+def test_short_omniglot_training_lowers_the_loss(tmp_path, omniglot_data, run_main):
     proc = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
                     '--meta_batch_size=4', '--update_batch_size=1', '--metatrain_iterations=90',
                     '--print_interval=30', '--meta_lr=0.01')
@@ -141,12 +156,13 @@ def test_short_omniglot_training_lowers_the_loss(tmp_path, omniglot_data):
     assert post_accuracies[-1] > 0.5, proc.stdout
     assert 'validation accuracy' not in proc.stdout   # every 5 prints only
     evaluation = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
-                          '--meta_batch_size=4', '--update_batch_size=1', '--train=False', '--meta_lr=0.01',
-                          '--test_set=True', '--num_test_tasks=20')
+                          '--meta_batch_size=4', '--update_batch_size=1', '--train=False',
+                          '--meta_lr=0.01', '--test_set=True', '--num_test_tasks=20')
     assert 'step 10: accuracy' in evaluation.stdout
 
 
-def test_omniglot_20_way_5_shot_runs(tmp_path, omniglot_data):
+@pytest.mark.slow
+def test_omniglot_20_way_5_shot_runs(tmp_path, omniglot_data, run_main):
     proc = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
                     '--num_classes=20', '--meta_batch_size=2', '--update_batch_size=5',
                     '--num_updates=2', '--metatrain_iterations=1')
@@ -156,8 +172,8 @@ def test_omniglot_20_way_5_shot_runs(tmp_path, omniglot_data):
 def test_experiment_names_are_the_originals():
     def name(*args):
         return RunConfig.from_args(list(args)).exp_name
-    assert name(*SINE[:2], '--update_batch_size=10', '--update_lr=0.01', '--meta_batch_size=25') == \
-        'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
+    sine = [*SINE[:2], '--update_batch_size=10', '--update_lr=0.01', '--meta_batch_size=25']
+    assert name(*sine) == 'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
     assert name('--meta_batch_size=32', '--update_batch_size=1', '--update_lr=0.4') == \
         'cls_5.mbs_32.ubs_1.numstep1.updatelr0.4batchnorm'
     mini = ['--meta_batch_size=4', '--update_batch_size=1', '--num_updates=5', '--update_lr=0.01',
@@ -183,12 +199,12 @@ def max_pools_run(trainer, itr, summarize):
     return sum(op.endswith('MaxPool') for op in ops)
 
 
+@pytest.mark.slow
 def test_training_step_runs_only_the_forward_passes_the_meta_gradient_needs(tmp_path):
     """Per task the meta-gradient needs one a-set forward pass per inner step and one
     b-set pass after the last step: with 4 max-pooled layers, 3 tasks and 2 steps,
     3 * (2 + 1) * 4 = 36 MaxPool ops. Summary iterations add the b-set passes before
     and after step 1: 3 * (2 + 3) * 4 = 60."""
-    import main
     run = RunConfig.from_args(['--datasource=miniimagenet', '--num_filters=2', '--max_pool=True',
                                '--num_updates=2', '--meta_batch_size=3', '--update_batch_size=1',
                                '--update_lr=0.01', '--log=False', f'--logdir={tmp_path}'])
@@ -202,12 +218,12 @@ def test_training_step_runs_only_the_forward_passes_the_meta_gradient_needs(tmp_
 
 def sine_trainer(tmp_path, *args):
     run = RunConfig.from_args([*SINE, '--log=False', f'--logdir={tmp_path}', *args])
-    import main
     trainer = main.Trainer(run, data_generator.SinusoidTasks())
     trainer.restore_or_init()
     return trainer
 
 
+@pytest.mark.slow
 def test_meta_update_is_adam_on_the_query_loss_after_num_updates_steps(tmp_path):
     """Adam's first step moves each weight by lr * g / (|g| + eps / sqrt(1 - beta2))."""
     trainer = sine_trainer(tmp_path, '--num_updates=2', '--meta_lr=0.003')
@@ -224,8 +240,8 @@ def test_meta_update_is_adam_on_the_query_loss_after_num_updates_steps(tmp_path)
         assert close == want, j
 
 
+@pytest.mark.slow
 def test_meta_gradients_are_clipped_to_10_for_miniimagenet_only(tmp_path):
-    import main
     images = np.zeros((6, 20, 84, 84, 3), np.uint8)
     mini = RunConfig.from_args(['--datasource=miniimagenet', '--num_filters=2', '--max_pool=True',
                                 '--log=False', f'--logdir={tmp_path}'])
@@ -251,16 +267,18 @@ def test_query_examples_per_class_in_training_and_evaluation(tmp_path, datasourc
                                                             eval_query):
     run = RunConfig.from_args([f'--datasource={datasource}', '--update_batch_size=2',
                                '--meta_batch_size=3', f'--logdir={tmp_path}'])
-    assert (run.query_shots(training=True), run.query_shots(training=False)) == (train_query, eval_query)
+    assert run.query_shots(training=True) == train_query
+    assert run.query_shots(training=False) == eval_query
     size, channels = run.source.img_size, run.source.channels
     tasks = data_generator.ImageTasks({'train': np.zeros((6, 20, size, size, channels), np.uint8)},
                                       5, False, False)
-    import main
     batch = main.training_batch(run, tasks, 0)
-    assert batch['inputa'].shape[:2] == (3, 5 * 2) and batch['inputb'].shape[:2] == (3, 5 * train_query)
+    assert batch['inputa'].shape[:2] == (3, 5 * 2)
+    assert batch['inputb'].shape[:2] == (3, 5 * train_query)
 
 
-def test_evaluation_tasks_do_not_depend_on_the_training_seed(tmp_path):
+@pytest.mark.slow
+def test_evaluation_tasks_do_not_depend_on_the_training_seed(tmp_path, run_main):
     run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=2')
     args = [*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=2', '--train=False',
             '--test_set=True', '--num_test_tasks=6']
@@ -272,10 +290,25 @@ def test_evaluation_tasks_do_not_depend_on_the_training_seed(tmp_path):
     assert first.shape == (6, 11)                       # 10 evaluation steps by default
 
 
-def test_help_lists_the_originals_flags():
+@pytest.mark.slow
+def test_help_lists_the_originals_flags(run_main):
     out = run_main('--help', check=False).stdout   # absl exits 1 after --help
-    for flag in ('datasource', 'num_classes', 'baseline', 'pretrain_iterations', 'metatrain_iterations',
-                 'meta_batch_size', 'meta_lr', 'update_batch_size', 'update_lr', 'num_updates', 'norm',
-                 'num_filters', 'conv', 'max_pool', 'stop_grad', 'log', 'logdir', 'resume', 'train',
-                 'test_iter', 'test_set', 'train_update_batch_size', 'train_update_lr', 'seed'):
+    for flag in ('datasource', 'num_classes', 'baseline', 'pretrain_iterations',
+                 'metatrain_iterations', 'meta_batch_size', 'meta_lr', 'update_batch_size',
+                 'update_lr', 'num_updates', 'norm', 'num_filters', 'conv', 'max_pool',
+                 'stop_grad', 'log', 'logdir', 'resume', 'train', 'test_iter', 'test_set',
+                 'train_update_batch_size', 'train_update_lr', 'seed'):
         assert f'--{flag}:' in out or f'--[no]{flag}:' in out, flag
+
+
+@pytest.mark.slow
+def test_importing_main_only_imports():
+    """No environment variable, flag or TensorFlow import (nor the hiding of its start-up
+    lines) at import time: main() and execute() do those."""
+    code = ('import os, sys; before = dict(os.environ); import main; from absl import flags; '
+            'assert dict(os.environ) == before, "environment changed"; '
+            'assert "tensorflow" not in sys.modules, "TensorFlow imported"; '
+            'assert "datasource" not in flags.FLAGS, "flags defined"')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if not k.startswith('TF_')})
+    assert proc.returncode == 0, proc.stderr

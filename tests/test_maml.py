@@ -8,7 +8,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import maml
-from tests.conftest import ROOT, SHARED
+from tests.helpers import ROOT, SHARED, random_batch
 
 
 def tiny_fc(**overrides):
@@ -26,15 +26,6 @@ def tiny_conv(**overrides):
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg
-
-
-def random_batch(cfg, rng, tasks=2, examples=4):
-    def labels():
-        if cfg.loss == 'mse':
-            return rng.normal(size=(tasks, examples, cfg.dim_output))
-        return np.eye(cfg.dim_output)[rng.integers(0, cfg.dim_output, (tasks, examples))]
-    return {'inputa': rng.normal(size=(tasks, examples, cfg.dim_input)), 'labela': labels(),
-            'inputb': rng.normal(size=(tasks, examples, cfg.dim_input)), 'labelb': labels()}
 
 
 class Built:
@@ -163,11 +154,13 @@ def test_reference_checkpoint_restores_and_every_variable_is_used():
     ours = {v.op.name for v in maml.model_variables()}
     assert stored == ours
     with tf.Session() as sess:
-        assert maml.restore_variables(sess, REFERENCE, maml.model_variables(), require_all=True) == []
+        variables = maml.model_variables()
+        assert maml.restore_variables(sess, REFERENCE, variables, require_all=True) == []
         reader = tf.train.load_checkpoint(REFERENCE)
         np.testing.assert_array_equal(sess.run(graph.weights['w5']), reader.get_tensor('model/w5'))
         rng = np.random.default_rng(0)
-        batch = {'inputa': rng.random((1, 5, cfg.dim_input)), 'inputb': rng.random((1, 5, cfg.dim_input)),
+        batch = {'inputa': rng.random((1, 5, cfg.dim_input)),
+                 'inputb': rng.random((1, 5, cfg.dim_input)),
                  'labela': np.eye(5)[None], 'labelb': np.eye(5)[None]}
         metrics = sess.run(graph.metricsb, graph.feed(batch))
     assert metrics.shape == (1, 3) and np.all(np.isfinite(metrics))
@@ -276,6 +269,7 @@ def test_norm_parameters_are_meta_learned_not_adapted():
     assert {'model/0/beta', 'model/0/gamma'} <= names          # trained by the meta-update
 
 
+@pytest.mark.slow
 def test_onednn_kernels_give_the_same_second_order_meta_gradient(tmp_path):
     """main.py turns TensorFlow's oneDNN CPU kernels on; the float32 meta-gradient
     through conv, max-pool and batch norm must not change beyond round-off (a kernel

@@ -10,7 +10,7 @@ from PIL import Image
 
 from data import synthetic
 from data_generator import sorted_dirs
-from tests.conftest import ROOT
+from tests.helpers import ROOT, run_script
 
 
 def listed(source, split, index):
@@ -24,6 +24,18 @@ def prepare(script, *args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('how', ['python data/prepare_omniglot.py',
+                                 'python -m data.prepare_omniglot'])
+def test_data_scripts_run_as_a_file_and_as_a_module(tmp_path, how):
+    source = synthetic.omniglot_zips(str(tmp_path))
+    proc = run_script(how.split(' ', 1)[1], '--source', source, '--dest', str(tmp_path / 'out'),
+                      '--expect_characters=9', '--expect_images=36')
+    assert proc.returncode == 0, proc.stderr
+    assert 'Prepared' in proc.stdout
+
+
+@pytest.mark.slow
 def test_prepare_omniglot_resizes_and_is_safe_to_rerun(tmp_path):
     source = synthetic.omniglot_zips(str(tmp_path))
     dest = str(tmp_path / 'omniglot_resized')
@@ -40,6 +52,7 @@ def test_prepare_omniglot_resizes_and_is_safe_to_rerun(tmp_path):
     assert again.returncode == 0 and 'already prepared' in again.stdout
 
 
+@pytest.mark.slow
 def test_prepare_omniglot_errors_leave_nothing_behind(tmp_path):
     dest = str(tmp_path / 'omniglot_resized')
     proc = prepare('prepare_omniglot.py', '--source', str(tmp_path), '--dest', dest)
@@ -52,6 +65,7 @@ def test_prepare_omniglot_errors_leave_nothing_behind(tmp_path):
     assert not os.path.exists(dest) and not os.path.exists(dest + '.partial')
 
 
+@pytest.mark.slow
 def test_prepare_miniimagenet_prepares_present_splits_and_names_missing(tmp_path):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val', 'test'))
     big_name, big_label = listed(source, 'val', 0)
@@ -74,6 +88,7 @@ def test_prepare_miniimagenet_prepares_present_splits_and_names_missing(tmp_path
     assert 'val: already prepared' in again.stdout and again.returncode == 0
 
 
+@pytest.mark.slow
 def test_prepare_miniimagenet_errors(tmp_path):
     source = synthetic.miniimagenet_source(str(tmp_path / 'src'), splits=('val',))
     dest = str(tmp_path / 'miniImagenet')

@@ -2,9 +2,12 @@
 import os
 import subprocess
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.helpers import ROOT
 
 
+@pytest.mark.slow
 def test_smoke_reproduction_trains_evaluates_and_tabulates(tmp_path):
     logdir = str(tmp_path / 'smoke')
     cmd = ['bash', os.path.join(ROOT, 'scripts', 'reproduce_all.sh'), '--smoke', '--logdir', logdir,
@@ -20,7 +23,7 @@ def test_smoke_reproduction_trains_evaluates_and_tabulates(tmp_path):
     assert os.path.isdir(os.path.join(logdir, 'sine_maml_seed1'))
     assert 'not yet run' not in rows['Omniglot 5-way 5-shot (trained at K=1)']
     assert rows['Omniglot 5-way 1-shot'].split(' | ')[4] == '10'          # iterations trained
-    assert 'not yet run' in rows['Omniglot 20-way 1-shot']               # never filled from the paper
+    assert 'not yet run' in rows['Omniglot 20-way 1-shot']     # never filled from the paper
     # a second run skips finished training and up-to-date evaluations
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
