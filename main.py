@@ -92,16 +92,19 @@ def training_batch(run, tasks, itr, split='train'):
 
 
 class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks, so it can save and exit."""
+    """Turns SIGINT/SIGTERM (and SIGUSR2, SLURM's warning before a time limit or a
+    preemption) into a flag the loop checks, so it can save and exit."""
 
     def __init__(self):
         self.requested = False
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
-        if self.requested:   # second Ctrl-C: give up at once
-            raise KeyboardInterrupt
+        if self.requested:
+            if signum == signal.SIGINT:     # a second Ctrl-C: give up at once
+                raise KeyboardInterrupt
+            return                          # (a scheduler's repeated signal: go on saving)
         self.requested = True
         print('\nStopping: saving the training state after this iteration...', flush=True)
 

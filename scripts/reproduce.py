@@ -1,12 +1,16 @@
 """Train and evaluate every experiment of the paper's tables, then write the table.
 
-  bash scripts/reproduce_all.sh                         # everything (days on a CPU)
+  bash scripts/reproduce_all.sh                         # everything, one at a time
   bash scripts/reproduce_all.sh --only omniglot5way     # a subset (comma-separated)
   bash scripts/reproduce_all.sh --omniglot_source DIR   # prepare Omniglot from local zips first
   bash scripts/reproduce_all.sh --smoke                 # the whole chain on tiny synthetic data
+  bash scripts/reproduce_all.sh --jobs 4                # 4 experiments at a time (one GPU each)
+  bash scripts/reproduce_all.sh --cluster slurm --partition gpu --time_limit 240
 
-Finished trainings are skipped and interrupted ones resume (main.py does both);
-an evaluation is skipped when its CSV is newer than the checkpoint.
+Each experiment (its training, then its evaluations) is one job. Finished experiments
+are skipped and interrupted ones resume from their last checkpoint (main.py does both);
+an evaluation is skipped when its CSV is newer than the checkpoint. Running the same
+command again picks up where anything stopped.
 """
 import argparse
 import os
@@ -15,18 +19,15 @@ import sys
 import time
 
 import utils
-from scripts import experiments, make_table
+from scripts import experiments, jobs, make_table
 from utils import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 SMOKE_TASKS = 5
-SMOKE_FLAGS = [f'--num_test_tasks={SMOKE_TASKS}', '--omniglot_split=20,20',
-               '--print_interval=5', '--save_interval=5']
-SMOKE_ITERATIONS = 10
+RUNNING = []    # the step running now, so that a job stopped by its scheduler can stop it
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     names = [e.name for e in experiments.experiments()]
@@ -38,7 +39,8 @@ def parse_args():
     parser.add_argument('--miniimagenet_source',
                         help='folder with the miniImagenet CSVs and images')
     parser.add_argument('--smoke', action='store_true',
-                        help='tiny synthetic data, 10 iterations each')
+                        help='tiny synthetic data, --smoke_iterations each')
+    parser.add_argument('--smoke_iterations', type=int, default=10)
     parser.add_argument('--sine_update_lr', type=float, default=0.01,
                         help="reference's usage line: 0.001")
     parser.add_argument('--mini5shot_meta_batch_size', type=int, default=2,
@@ -47,26 +49,38 @@ def parse_args():
     parser.add_argument('--seeds', type=int, default=None,
                         help='train only the first N seeds of the experiments run with several '
                              '(default: all, e.g. 5 for the sinusoid MAML)')
-    args = parser.parse_args()
+    jobs.add_arguments(parser)
+    args = parser.parse_args(argv)
     selected = args.only.split(',') if args.only else names
     unknown = sorted(set(selected) - set(names))
     if unknown:
         parser.error(f'unknown experiment {", ".join(unknown)}; choose from {", ".join(names)}')
+    if args.jobs < 1 or args.smoke_iterations < 1:
+        parser.error('--jobs and --smoke_iterations must be at least 1')
     args.selected = selected
-    args.logdir = args.logdir or os.path.join(ROOT, 'logs', 'smoke' if args.smoke else '')
+    args.logdir = os.path.abspath(args.logdir or os.path.join(ROOT, 'logs',
+                                                              'smoke' if args.smoke else ''))
     return args
 
 
-def run(cmd):
-    """Run a step; on Ctrl-C (which the step receives too) let it save and exit first."""
-    print('  $ ' + ' '.join(cmd), flush=True)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-    with subprocess.Popen(cmd, env=env) as proc:
+def run(cmd, log=None, env=None):
+    """Run a step, its output to `log` (an open file) or the terminal; its exit code.
+    It is polled rather than waited for, so that a signal handler (Ctrl-C, or a
+    scheduler's warning) can stop it meanwhile and wait for it to save."""
+    print('  $ ' + ' '.join(cmd), file=log or sys.stdout, flush=True)
+    env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    with subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
+                          cwd=ROOT) as proc:
+        RUNNING.append(proc)
         try:
-            return proc.wait()
-        except KeyboardInterrupt:
+            while proc.poll() is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:     # the step got the Ctrl-C too: let it save and exit
             proc.wait()
             raise
+        finally:
+            RUNNING.remove(proc)
+        return proc.returncode
 
 
 def prepare_data(args, needed):
@@ -97,26 +111,53 @@ def make_smoke_sources(args):
     args.data_dir = os.path.join(args.logdir, 'smoke_data')
 
 
-def train_and_evaluate(exp, args):
-    iterations = SMOKE_ITERATIONS if args.smoke else exp.iterations
-    common = [sys.executable, os.path.join(ROOT, 'main.py'), *exp.train_flags,
-              *exp.iteration_flags(iterations), f'--logdir={os.path.join(args.logdir, exp.name)}',
-              f'--data_dir={args.data_dir}', *(SMOKE_FLAGS if args.smoke else [])]
-    if run(common) != 0:
-        return False
-    folder = experiments.experiment_folder(args.logdir, exp)
-    newest = utils.checkpoints_in(folder)[0][1]
-    checkpoint_time = os.path.getmtime(newest + '.index')
-    train_k = experiments.run_config(exp).update_batch_size
+def main_command(exp, args):
+    """The main.py command line that trains `exp` (plus --train=False ... to evaluate it)."""
+    iterations = args.smoke_iterations if args.smoke else exp.iterations
+    smoke = [f'--num_test_tasks={SMOKE_TASKS}', '--omniglot_split=20,20', '--print_interval=5',
+             f'--save_interval={max(5, iterations // 20)}'] if args.smoke else []
+    return [sys.executable, os.path.join(ROOT, 'main.py'), *exp.train_flags,
+            *exp.iteration_flags(iterations), f'--logdir={os.path.join(args.logdir, exp.name)}',
+            f'--data_dir={args.data_dir}', *smoke]
+
+
+def evaluations_due(exp, args):
+    """The K of each evaluation not yet written for the experiment's newest checkpoint."""
+    found = utils.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
+    checkpoint_time = os.path.getmtime(found[0][1] + '.index') if found else float('inf')
+    due = []
     for k in sorted({row.eval_k for row in exp.rows}):
         csv_path = experiments.eval_csv(args.logdir, exp, k, SMOKE_TASKS if args.smoke else 600)
-        if utils.result_complete(csv_path) and os.path.getmtime(csv_path) > checkpoint_time:
-            print(f'  evaluation K={k} is up to date: {csv_path}')
+        if not (utils.result_complete(csv_path) and os.path.getmtime(csv_path) > checkpoint_time):
+            due.append(k)
+    return due
+
+
+def finished(exp, args):
+    """Whether the experiment is trained to its last iteration and fully evaluated."""
+    found = utils.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
+    iterations = args.smoke_iterations if args.smoke else exp.iterations
+    return bool(found) and found[0][0] >= iterations and not evaluations_due(exp, args)
+
+
+def train_and_evaluate(exp, args, log=None, env=None):
+    """One experiment: train (or resume, or nothing when done), then the evaluations due.
+    Returns main.py's exit code of the first step that failed, or 0."""
+    common = main_command(exp, args)
+    code = run(common, log, env)
+    if code != 0:
+        return code
+    train_k = experiments.run_config(exp).update_batch_size
+    due = evaluations_due(exp, args)
+    for k in sorted({row.eval_k for row in exp.rows}):
+        if k not in due:
+            print(f'  evaluation K={k} is up to date', file=log or sys.stdout, flush=True)
             continue
-        if run(common + ['--train=False', '--test_set=True', f'--update_batch_size={k}',
-                         f'--train_update_batch_size={train_k}']) != 0:
-            return False
-    return True
+        code = run(common + ['--train=False', '--test_set=True', f'--update_batch_size={k}',
+                             f'--train_update_batch_size={train_k}'], log, env)
+        if code != 0:
+            return code
+    return 0
 
 
 def chosen_runs(args):
@@ -127,36 +168,30 @@ def chosen_runs(args):
 
 
 def reproduce(args):
-    """Train and evaluate the chosen experiments, then write the table; the failed ones."""
+    """Run the chosen experiments as jobs, then write the table; the failed experiments."""
     if args.smoke:
         make_smoke_sources(args)
     chosen = chosen_runs(args)
     prepare_data(args, {e.datasource for e in chosen})
-    failed = []
-    start = time.time()
-    for i, exp in enumerate(chosen, 1):
-        minutes = (time.time() - start) / 60
-        print(f'[{i}/{len(chosen)}] {exp.name} ({minutes:.0f} min so far)', flush=True)
-        if not train_and_evaluate(exp, args):
-            failed.append(exp.name)
-            print(f'  {exp.name} failed; going on with the others', flush=True)
+    failed = jobs.runner(args).run_all(chosen)
     table = make_table.make_table(args.logdir, SMOKE_TASKS if args.smoke else 600)
     out = os.path.join(args.logdir, 'results.md')
     utils.write_atomically(out, table)
     print(table)
-    print(f'Wrote {out}' + (f'; failed: {", ".join(failed)}' if failed else ''))
+    print(f'Wrote {out}')
+    for name, log in failed:
+        print(f'failed: {name} (log: {log})', file=sys.stderr)
     return failed
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     try:
         failed = reproduce(args)
     except UserError as err:
         sys.exit(f'error: {err}')
     except KeyboardInterrupt:
-        print('\ninterrupted: finished steps are kept; run the same command to go on',
-              file=sys.stderr)
+        print(f'\ninterrupted: finished steps are kept; {jobs.resume_hint(args)}', file=sys.stderr)
         sys.exit(130)
     sys.exit(1 if failed else 0)
 

@@ -44,3 +44,10 @@ def run_script(path, *args):
     run_script('data/prepare_omniglot.py', ...) or run_script('-m scripts.make_table', ...)."""
     return subprocess.run([sys.executable, *path.split(), *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+
+
+def checkpoint_values(path):
+    """{variable name: value} of every variable in a checkpoint (weights, Adam slots, step)."""
+    import tensorflow.compat.v1 as tf
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}

@@ -15,12 +15,7 @@ import data_generator
 import main
 from config import RunConfig
 from data import synthetic
-from tests.helpers import ROOT, SINE, sine_dir
-
-
-def checkpoint_values(path):
-    reader = tf.train.load_checkpoint(path)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+from tests.helpers import ROOT, SINE, checkpoint_values, sine_dir
 
 
 @pytest.mark.slow

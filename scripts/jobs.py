@@ -1,0 +1,290 @@
+"""Where the reproduction's jobs run: on this machine, up to --jobs at a time, or as SLURM
+jobs through submitit (`pip install -r requirements-cluster.txt`). A job is one
+experiment: its training, then its evaluations (reproduce.train_and_evaluate).
+
+On SLURM, a job warned of preemption or of its time limit is stopped as Ctrl-C stops a
+training (it saves) and requeued by submitit; it resumes from that checkpoint. A job
+killed outright is submitted again by the next run of the same command, which skips
+the finished experiments and follows the jobs still queued or running.
+"""
+import concurrent.futures
+import datetime
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import time
+
+from utils import UserError
+
+POLL_SECONDS = 5
+QUEUED = {'PENDING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESIZING'}
+RUNNING = {'RUNNING', 'COMPLETING', 'STAGE_OUT', 'SIGNALING', 'SUSPENDED'}
+
+
+def add_arguments(parser):
+    group = parser.add_argument_group('where the jobs run')
+    group.add_argument('--jobs', type=int, default=1,
+                       help='experiments at a time on this machine (each sees its own GPU)')
+    group.add_argument('--cluster', choices=['local', 'slurm'], default='local',
+                       help='slurm: one SLURM job per experiment, through submitit')
+    group.add_argument('--partition', help='SLURM partition')
+    group.add_argument('--gpus_per_job', type=int, default=1)
+    group.add_argument('--cpus_per_job', type=int, default=None)
+    group.add_argument('--time_limit', type=int, default=24 * 60,
+                       help='minutes per job before it is requeued (it resumes)')
+    group.add_argument('--sbatch', action='append', default=[], metavar='KEY=VALUE',
+                       help='another sbatch option, e.g. --sbatch account=abc (repeatable)')
+
+
+def runner(args):
+    return SlurmRunner(args) if args.cluster == 'slurm' else LocalRunner(args)
+
+
+def resume_hint(args):
+    if args.cluster == 'slurm':
+        return ('the submitted jobs go on; run the same command to follow them and write '
+                'the table')
+    return 'run the same command to go on'
+
+
+def report(job_id, name, state, detail=''):
+    stamp = datetime.datetime.now().strftime('%H:%M:%S')
+    print(f'{stamp} job {job_id} {name}: {state}' + (f' ({detail})' if detail else ''),
+          flush=True)
+
+
+def visible_gpus():
+    """The GPU indices nvidia-smi lists ([] without one)."""
+    if not shutil.which('nvidia-smi'):
+        return []
+    listed = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True)
+    return [str(i) for i, line in enumerate(listed.stdout.splitlines()) if line.startswith('GPU')]
+
+
+# ------------------------------------------------------------------------ local
+class LocalRunner:
+    """Up to args.jobs experiments at a time, each job on its own GPU when there are any.
+    One at a time, a job's output goes to the terminal; several at a time, to
+    LOGDIR/<experiment>/job.log."""
+
+    def __init__(self, args):
+        self.args = args
+
+    def run_all(self, chosen):
+        """Run the experiments; [(name, log)] of those that failed."""
+        slots = queue.Queue()
+        gpus = visible_gpus()
+        for slot in range(self.args.jobs):
+            slots.put(gpus[slot % len(gpus)] if gpus else None)
+        for i, exp in enumerate(chosen, 1):
+            report(i, exp.name, 'queued')
+        with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
+            futures = [pool.submit(self.run_one, i, exp, slots) for i, exp in enumerate(chosen, 1)]
+            return [failure for f in futures if (failure := f.result())]
+
+    def run_one(self, job_id, exp, slots):
+        from scripts import reproduce
+        gpu = slots.get()
+        env = dict(os.environ, **({'CUDA_VISIBLE_DEVICES': gpu} if gpu is not None else {}))
+        log_path = os.path.join(self.args.logdir, exp.name, 'job.log')
+        try:
+            report(job_id, exp.name, 'running', f'GPU {gpu}' if gpu is not None else '')
+            if self.args.jobs == 1:
+                code = reproduce.train_and_evaluate(exp, self.args, env=env)
+                log_path = 'the output above'
+            else:
+                os.makedirs(os.path.dirname(log_path), exist_ok=True)
+                with open(log_path, 'a') as log:
+                    code = reproduce.train_and_evaluate(exp, self.args, log, env)
+        finally:
+            slots.put(gpu)
+        if code == 130:
+            report(job_id, exp.name, 'interrupted')
+            return None
+        report(job_id, exp.name, 'done' if code == 0 else 'failed', f'log: {log_path}')
+        return None if code == 0 else (exp.name, log_path)
+
+
+# ------------------------------------------------------------------------ SLURM
+class ExperimentJob:
+    """One experiment as a submitit job. submitit calls checkpoint() when SLURM warns of
+    preemption or of the time limit: the running step is stopped as Ctrl-C stops it
+    (training saves), and the same job is requeued, to resume from that checkpoint."""
+
+    def __init__(self, exp, args):
+        self.exp, self.args = exp, args
+
+    def __call__(self):
+        from scripts import reproduce
+        code = reproduce.train_and_evaluate(self.exp, self.args)
+        if code != 0:
+            raise RuntimeError(f'{self.exp.name}: a main.py step exited with {code}')
+        return self.exp.name
+
+    def checkpoint(self, *args, **kwargs):
+        from submitit.helpers import DelayedSubmission
+
+        from scripts import reproduce
+        for proc in list(reproduce.RUNNING):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=600)
+        return DelayedSubmission(ExperimentJob(self.exp, self.args))
+
+
+class SlurmRunner:
+    """Each experiment one SLURM job; follows them with squeue until all have ended."""
+
+    def __init__(self, args):
+        self.args = args
+        self.folder = os.path.join(args.logdir, 'slurm', '%j')
+
+    def run_all(self, chosen):
+        from scripts import reproduce
+        submitit = self.import_submitit()
+        jobs, shown = {}, {}
+        for exp in chosen:
+            if reproduce.finished(exp, self.args):
+                report('-', exp.name, 'done', 'finished earlier')
+                continue
+            job = self.alive_job(submitit, exp)
+            if job is None:
+                job = self.submit(submitit, exp)
+                report(job.job_id, exp.name, 'queued')
+                shown[job.job_id] = 'queued'
+            jobs[job.job_id] = (exp, job)
+        return self.follow(jobs, shown)
+
+    def follow(self, jobs, shown):
+        """Report each change of state of `jobs` ({id: (exp, job)}; `shown`: the state last
+        reported of each) until all have ended; [(name, log)] of those that failed."""
+        failed, restarts = [], {}
+        while jobs:
+            listed = slurm_jobs()
+            for job_id, state in self.states(jobs, listed).items():
+                exp, job = jobs[job_id]
+                count = listed.get(job_id, ('', 0))[1]
+                restarted = count > restarts.setdefault(job_id, count)
+                restarts[job_id] = count
+                for change in changes(shown.get(job_id), state, restarted):
+                    log = f'log: {job.paths.stdout}' if change in ('done', 'failed') else ''
+                    report(job_id, exp.name, change, log)
+                    shown[job_id] = change
+                if state in ('done', 'failed'):
+                    del jobs[job_id]
+                    if state == 'failed':
+                        failed.append((exp.name, str(job.paths.stdout)))
+            if jobs:
+                time.sleep(POLL_SECONDS)
+        return failed
+
+    @staticmethod
+    def import_submitit():
+        if not shutil.which('sbatch'):
+            raise UserError('--cluster=slurm needs SLURM (sbatch not found); run this on a '
+                            'cluster login node')
+        try:
+            import submitit
+        except ImportError:
+            raise UserError('--cluster=slurm needs submitit: '
+                            'pip install -r requirements-cluster.txt') from None
+        return submitit
+
+    def executor(self, submitit, exp):
+        extra = {'chdir': os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+        for option in self.args.sbatch:
+            key, sep, value = option.partition('=')
+            if not sep or not key:
+                raise UserError(f'--sbatch takes KEY=VALUE (got {option!r})')
+            extra[key.lstrip('-').replace('-', '_')] = value
+        # requeued at each time limit for as long as training takes
+        executor = submitit.AutoExecutor(folder=self.folder, cluster='slurm',
+                                         slurm_max_num_timeout=1000)
+        params = dict(name=exp.name, timeout_min=self.args.time_limit,
+                      gpus_per_node=self.args.gpus_per_job, slurm_additional_parameters=extra)
+        if self.args.partition:
+            params['slurm_partition'] = self.args.partition
+        if self.args.cpus_per_job:
+            params['cpus_per_task'] = self.args.cpus_per_job
+        executor.update_parameters(**params)
+        return executor
+
+    def submit(self, submitit, exp):
+        job = self.executor(submitit, exp).submit(ExperimentJob(exp, self.args))
+        path = self.record_path(exp)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump({'job_id': job.job_id}, f)
+        return job
+
+    def record_path(self, exp):
+        return os.path.join(self.args.logdir, exp.name, 'slurm_job.json')
+
+    def alive_job(self, submitit, exp):
+        """The job an earlier run of this command submitted for `exp`, if still queued or
+        running."""
+        try:
+            with open(self.record_path(exp)) as f:
+                job_id = str(json.load(f)['job_id'])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if slurm_jobs().get(job_id, ('',))[0] not in QUEUED | RUNNING:
+            return None
+        report(job_id, exp.name, 'followed', 'submitted by an earlier run')
+        return submitit.SlurmJob(folder=self.folder, job_id=job_id)
+
+    @staticmethod
+    def states(jobs, listed):
+        """{job id: queued / running / done / failed} of the followed jobs, from `listed`
+        (slurm_jobs()) and, for those SLURM no longer queues or runs, their result files."""
+        found = {}
+        for job_id, (_, job) in jobs.items():
+            state = listed.get(job_id, ('',))[0]
+            if state in QUEUED:
+                found[job_id] = 'queued'
+            elif state in RUNNING:
+                found[job_id] = 'running'
+            else:
+                found[job_id] = 'done' if job_succeeded(job) else 'failed'
+        return found
+
+
+def changes(previous, state, restarted):
+    """The changes to report for a job last reported as `previous` and now in `state`: a
+    job back in the queue after running, or restarted by SLURM, was requeued."""
+    found = []
+    if restarted or (state == 'queued' and previous == 'running'):
+        found.append('requeued')
+        previous = 'requeued'
+    if state != previous and not (state == 'queued' and previous == 'requeued'):
+        found.append(state)
+    return found
+
+
+def slurm_jobs():
+    """{job id: (SLURM state, restarts)} of the jobs SLURM still lists. (scontrol, not
+    sacct: it needs no accounting database, and it counts requeues.)"""
+    listed = subprocess.run(['scontrol', 'show', 'job', '-o'], capture_output=True, text=True)
+    if listed.returncode != 0:
+        if 'No jobs' in listed.stdout + listed.stderr:
+            return {}
+        raise UserError(f'scontrol show job failed: {listed.stderr.strip()}')
+    jobs = {}
+    for line in listed.stdout.splitlines():
+        fields = dict(f.split('=', 1) for f in line.split() if '=' in f)
+        if 'JobId' in fields:
+            jobs[fields['JobId']] = (fields.get('JobState', ''), int(fields.get('Restarts', 0)))
+    return jobs
+
+
+def job_succeeded(job):
+    """Whether the job's function returned (submitit's result file says 'success')."""
+    from submitit.core.utils import pickle_load
+    try:
+        outcome, _ = pickle_load(job.paths.result_pickle)
+    except Exception:     # no result: killed, or still being written
+        return False
+    return outcome == 'success'
+
