@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -173,3 +174,26 @@ def test_a_killed_job_fails_and_the_same_command_resumes_it(tmp_path):
 def test_state_changes_reported_for_a_slurm_job(previous, state, restarted, reported):
     from scripts.jobs import changes
     assert changes(previous, state, restarted) == reported
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_interrupting_the_command_leaves_the_jobs_and_the_same_command_follows_them(tmp_path):
+    proc = reproduce(tmp_path, *LONG, wait=False)
+    for line in proc.stdout:
+        if ': running' in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert 'the submitted jobs go on; run the same command to follow them' in out
+    job = job_id(tmp_path)
+    state = subprocess.run(['squeue', '-h', '-j', job, '-o', '%T'], capture_output=True,
+                           text=True).stdout.strip()
+    assert state in ('RUNNING', 'COMPLETING', 'COMPLETED'), state
+    again = reproduce(tmp_path, *LONG)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f'job {job} sine_maml: followed' in again.stdout or \
+        'done (finished earlier)' in again.stdout
+    assert 'Finished: 2000 iterations' in open(
+        glob.glob(str(tmp_path / 'slurm' / job / f'{job}_0_log.out'))[0]).read()
