@@ -3,6 +3,7 @@ with exit 0: each now keeps the work and either does the right thing or refuses 
 one line naming the file or setting at fault."""
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -309,3 +310,23 @@ def test_a_split_csv_of_another_format_is_named(tmp_path, header, message):
     proc = run_script('data/prepare_miniimagenet.py', '--source', source,
                       '--dest', str(tmp_path / 'out'))
     assert message in one_error_line(proc) and 'val.csv' in proc.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_reproduce_exits_130_and_keeps_the_saved_training(tmp_path):
+    cmd = [sys.executable, '-m', 'scripts.reproduce', '--smoke', '--logdir', str(tmp_path),
+           '--only', 'sine_maml', '--seeds', '1', '--smoke_iterations', '5000']
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith('Iteration'):
+            break
+    os.killpg(proc.pid, signal.SIGINT)        # Ctrl-C reaches the whole process group
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    saved = int(re.search(r'Saved after iteration (\d+)', out).group(1))
+    assert out.rstrip().endswith('interrupted: finished steps are kept; run the same command '
+                                 'to go on')
+    folder = os.path.join(str(tmp_path), 'sine_maml',
+                          'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm')
+    assert utils.checkpoints_in(folder)[0][0] == saved
