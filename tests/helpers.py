@@ -1,5 +1,6 @@
 """Constants and small functions the tests share (fixtures are in conftest.py)."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -51,3 +52,9 @@ def checkpoint_values(path):
     import tensorflow.compat.v1 as tf
     reader = tf.train.load_checkpoint(path)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def with_ctrl_c():
+    """A Popen preexec_fn: SIGINT back to its default, as in a terminal. (A test runner
+    started in the background inherits SIGINT ignored, and so would the program.)"""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

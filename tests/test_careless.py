@@ -15,7 +15,7 @@ import pytest
 import data_generator
 import utils
 from data import prepared, synthetic
-from tests.helpers import ROOT, SINE, execute, run_script, sine, sine_dir
+from tests.helpers import ROOT, SINE, execute, run_script, sine, sine_dir, with_ctrl_c
 from utils import UserError
 
 
@@ -257,7 +257,8 @@ def test_ctrl_c_during_evaluation_exits_130_and_writes_no_half_result(tmp_path):
     evaluate = [*args, '--train=False', '--num_test_tasks=100000']
     proc = subprocess.Popen([sys.executable, 'main.py', *evaluate],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'),
+                            preexec_fn=with_ctrl_c)
     for line in proc.stdout:
         if line.startswith('Evaluating'):
             break
@@ -317,7 +318,7 @@ def test_ctrl_c_during_reproduce_exits_130_and_keeps_the_saved_training(tmp_path
     cmd = [sys.executable, '-m', 'scripts.reproduce', '--smoke', '--logdir', str(tmp_path),
            '--only', 'sine_maml', '--seeds', '1', '--smoke_iterations', '5000']
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=with_ctrl_c)
     for line in proc.stdout:
         if line.startswith('Iteration'):
             break

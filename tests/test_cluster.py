@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, checkpoint_values
+from tests.helpers import ROOT, checkpoint_values, with_ctrl_c
 
 SINE_DIR = 'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
 
@@ -25,7 +25,7 @@ def reproduce(logdir, *args, wait=True):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True, preexec_fn=with_ctrl_c)
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
