@@ -7,6 +7,7 @@ training (it saves) and requeued by submitit; it resumes from that checkpoint. A
 killed outright is submitted again by the next run of the same command, which skips
 the finished experiments and follows the jobs still queued or running.
 """
+import argparse
 import concurrent.futures
 import datetime
 import json
@@ -36,7 +37,16 @@ def add_arguments(parser):
     group.add_argument('--time_limit', type=int, default=24 * 60,
                        help='minutes per job before it is requeued (it resumes)')
     group.add_argument('--sbatch', action='append', default=[], metavar='KEY=VALUE',
+                       type=sbatch_option,
                        help='another sbatch option, e.g. --sbatch account=abc (repeatable)')
+
+
+def sbatch_option(text):
+    """--sbatch KEY=VALUE as (key, value), the key as submitit spells sbatch's options."""
+    key, sep, value = text.partition('=')
+    if not sep or not key.strip('-'):
+        raise argparse.ArgumentTypeError(f'takes KEY=VALUE (got {text!r})')
+    return key.lstrip('-').replace('-', '_'), value
 
 
 def runner(args):
@@ -194,11 +204,7 @@ class SlurmRunner:
 
     def executor(self, submitit, exp):
         extra = {'chdir': os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
-        for option in self.args.sbatch:
-            key, sep, value = option.partition('=')
-            if not sep or not key:
-                raise UserError(f'--sbatch takes KEY=VALUE (got {option!r})')
-            extra[key.lstrip('-').replace('-', '_')] = value
+        extra.update(self.args.sbatch)
         # requeued at each time limit for as long as training takes
         executor = submitit.AutoExecutor(folder=self.folder, cluster='slurm',
                                          slurm_max_num_timeout=1000)

@@ -11,6 +11,9 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import tensorflow.compat.v1 as tf
 
+from scripts import figures
+from utils import UserError
+
 tf.get_logger().setLevel("ERROR")
 
 
@@ -61,15 +64,15 @@ def main():
     args = parser.parse_args()
     if args.smooth < 1:
         parser.error(f'--smooth must be at least 1, got {args.smooth}')
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    curves = []
     for run in args.runs:
         steps, values = read_scalars(run, args.tag)
         if not steps:
-            raise SystemExit(f'error: no "{args.tag}" summaries under {run}')
-        label = os.path.basename(run.rstrip('/'))
+            raise UserError(f'no "{args.tag}" summaries under {run}')
+        curves.append((os.path.basename(run.rstrip('/')), steps, values))
+    plt = figures.pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, steps, values in curves:
         if args.smooth > 1:
             raw, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
             ax.plot(steps, moving_average(values, args.smooth), color=raw.get_color(),
@@ -88,4 +91,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    figures.run(main)

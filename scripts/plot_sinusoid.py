@@ -15,6 +15,8 @@ import tensorflow.compat.v1 as tf
 
 import data_generator
 import maml
+from scripts import figures
+from utils import UserError
 
 STEPS_SHOWN = (0, 1, 10)
 
@@ -26,7 +28,10 @@ def sinusoid_predictions(checkpoint, task, grid, update_lr, steps=10):
                            update_batch_size=k, norm='None')
     graph = maml.build_graph(cfg, steps)
     with tf.Session() as sess:
-        maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
+        try:
+            maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
+        except (tf.errors.OpError, ValueError):
+            raise UserError(f'checkpoint {checkpoint} is missing or unreadable') from None
         batch = dict(task, inputb=grid[None, :, None], labelb=np.zeros((1, len(grid), 1)))
         return sess.run(graph.outputsb, graph.feed(batch))[0, :, :, 0]
 
@@ -36,9 +41,7 @@ def sample_task(k, seed):
 
 
 def plot(task, grid, curves, out):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
     function = data_generator.SinusoidTasks.function
     truth = function(grid[None, :, None], task['amp'], task['phase'])[0, :, 0]
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), sharey=True)
@@ -76,4 +79,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    figures.run(main)

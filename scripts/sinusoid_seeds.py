@@ -19,6 +19,8 @@ import os
 import numpy as np
 
 import utils
+from scripts import figures
+from utils import UserError
 
 STEPS = (1, 5, 10)
 
@@ -28,7 +30,7 @@ def load(run_dir, k, update_lr):
     name = utils.eval_basename(k, update_lr) + '.csv'
     found = glob.glob(os.path.join(run_dir, '*', name))
     if not found:
-        raise SystemExit(f'error: no {name} under {run_dir}; evaluate the run first')
+        raise UserError(f'no {name} under {run_dir}; evaluate the run first')
     mses = np.asarray(utils.read_eval_pickle(found[0])['mses'])
     return os.path.basename(run_dir.rstrip('/')), mses
 
@@ -71,9 +73,7 @@ PAPER_MAML = {1: 0.67, 5: 0.38, 10: 0.35}     # the paper's K=5 MAML MSEs (Figur
 def plot(runs, out, paper=None):
     """Mean (left) and median (right) MSE over the tasks against the inner step, one line
     per seed; a diverging task lifts a seed's mean out of the plot but not its median."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, (title, reduce) in zip(axes, (('mean', np.mean), ('median', np.median))):
         for label, mses in runs:
@@ -109,4 +109,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    figures.run(main)

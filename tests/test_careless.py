@@ -331,3 +331,19 @@ def test_ctrl_c_during_reproduce_exits_130_and_keeps_the_saved_training(tmp_path
     folder = os.path.join(str(tmp_path), 'sine_maml',
                           'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm')
     assert utils.checkpoints_in(folder)[0][0] == saved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('command,message', [
+    ('-m scripts.plot_curves /nonexistent --out OUT', 'no "Post-update loss, step 1" summaries'),
+    ('-m scripts.plot_sinusoid --maml /nonexistent/model1 --out OUT',
+     'checkpoint /nonexistent/model1 is missing or unreadable'),
+    ('-m scripts.sinusoid_seeds /nonexistent', 'no test_ubs5_stepsize0.01.csv under /nonexistent'),
+    ('-m scripts.keep_latest_checkpoint /nonexistent', 'no model<N> checkpoint in /nonexistent'),
+    ('-m scripts.reproduce --cluster slurm --sbatch bad --only sine_oracle --logdir OUT',
+     "argument --sbatch: takes KEY=VALUE (got 'bad')"),
+])
+def test_the_tools_end_a_user_error_in_one_line(tmp_path, command, message):
+    proc = run_script(command.replace('OUT', str(tmp_path / 'out')))
+    assert message in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
