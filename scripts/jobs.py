@@ -1,6 +1,6 @@
 """Where the reproduction's jobs run: on this machine, up to --jobs at a time, or as SLURM
 jobs through submitit (`pip install -r requirements-cluster.txt`). A job is one
-experiment: its training, then its evaluations (reproduce.train_and_evaluate).
+experiment: its training, then its evaluations (steps.train_and_evaluate).
 
 On SLURM, a job warned of preemption or of its time limit is stopped as Ctrl-C stops a
 training (it saves) and requeued by submitit; it resumes from that checkpoint. A job
@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 
+from scripts import steps
 from utils import UserError
 
 POLL_SECONDS = 5
@@ -67,7 +68,10 @@ def report(job_id, name, state, detail=''):
 
 
 def visible_gpus():
-    """The GPU indices nvidia-smi lists ([] without one)."""
+    """The GPUs the jobs may use: those CUDA_VISIBLE_DEVICES names, else every one
+    nvidia-smi lists ([] without any)."""
+    if os.environ.get('CUDA_VISIBLE_DEVICES', '').strip():
+        return [g.strip() for g in os.environ['CUDA_VISIBLE_DEVICES'].split(',') if g.strip()]
     if not shutil.which('nvidia-smi'):
         return []
     listed = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True)
@@ -96,19 +100,18 @@ class LocalRunner:
             return [failure for f in futures if (failure := f.result())]
 
     def run_one(self, job_id, exp, slots):
-        from scripts import reproduce
         gpu = slots.get()
         env = dict(os.environ, **({'CUDA_VISIBLE_DEVICES': gpu} if gpu is not None else {}))
         log_path = os.path.join(self.args.logdir, exp.name, 'job.log')
         try:
             report(job_id, exp.name, 'running', f'GPU {gpu}' if gpu is not None else '')
             if self.args.jobs == 1:
-                code = reproduce.train_and_evaluate(exp, self.args, env=env)
+                code = steps.train_and_evaluate(exp, self.args, env=env)
                 log_path = 'the output above'
             else:
                 os.makedirs(os.path.dirname(log_path), exist_ok=True)
                 with open(log_path, 'a') as log:
-                    code = reproduce.train_and_evaluate(exp, self.args, log, env)
+                    code = steps.train_and_evaluate(exp, self.args, log, env)
         finally:
             slots.put(gpu)
         if code == 130:
@@ -128,17 +131,14 @@ class ExperimentJob:
         self.exp, self.args = exp, args
 
     def __call__(self):
-        from scripts import reproduce
-        code = reproduce.train_and_evaluate(self.exp, self.args)
+        code = steps.train_and_evaluate(self.exp, self.args)
         if code != 0:
             raise RuntimeError(f'{self.exp.name}: a main.py step exited with {code}')
         return self.exp.name
 
     def checkpoint(self, *args, **kwargs):
         from submitit.helpers import DelayedSubmission
-
-        from scripts import reproduce
-        for proc in list(reproduce.RUNNING):
+        for proc in list(steps.RUNNING):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=600)
         return DelayedSubmission(ExperimentJob(self.exp, self.args))
@@ -152,11 +152,10 @@ class SlurmRunner:
         self.folder = os.path.join(args.logdir, 'slurm', '%j')
 
     def run_all(self, chosen):
-        from scripts import reproduce
         submitit = self.import_submitit()
         jobs, shown = {}, {}
         for exp in chosen:
-            if reproduce.finished(exp, self.args):
+            if steps.finished(exp, self.args):
                 report('-', exp.name, 'done', 'finished earlier')
                 continue
             job = self.alive_job(submitit, exp)

@@ -1,0 +1,84 @@
+"""One experiment's steps, as the reproduction runs them: main.py trains it (or resumes
+it, or says it is done), then evaluates each K the paper reports that is not yet
+evaluated for the newest checkpoint. Shared by every kind of job (scripts/jobs.py).
+"""
+import os
+import subprocess
+import sys
+import time
+
+import utils
+from scripts import experiments
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE_TASKS = 5
+RUNNING = []    # the step running now, so that a job stopped by its scheduler can stop it
+
+
+def run(cmd, log=None, env=None):
+    """Run a step, its output to `log` (an open file) or the terminal; its exit code.
+    It is polled rather than waited for, so that a signal handler (Ctrl-C, or a
+    scheduler's warning) can stop it meanwhile and wait for it to save."""
+    print('  $ ' + ' '.join(cmd), file=log or sys.stdout, flush=True)
+    env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    with subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
+                          cwd=ROOT) as proc:
+        RUNNING.append(proc)
+        try:
+            while proc.poll() is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:     # the step got the Ctrl-C too: let it save and exit
+            proc.wait()
+            raise
+        finally:
+            RUNNING.remove(proc)
+        return proc.returncode
+
+
+def main_command(exp, args):
+    """The main.py command line that trains `exp` (plus --train=False ... to evaluate it)."""
+    iterations = args.smoke_iterations if args.smoke else exp.iterations
+    smoke = [f'--num_test_tasks={SMOKE_TASKS}', '--omniglot_split=20,20', '--print_interval=5',
+             f'--save_interval={max(5, iterations // 20)}'] if args.smoke else []
+    return [sys.executable, os.path.join(ROOT, 'main.py'), *exp.train_flags,
+            *exp.iteration_flags(iterations), f'--logdir={os.path.join(args.logdir, exp.name)}',
+            f'--data_dir={args.data_dir}', *smoke]
+
+
+def evaluations_due(exp, args):
+    """The K of each evaluation not yet written for the experiment's newest checkpoint."""
+    found = utils.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
+    checkpoint_time = os.path.getmtime(found[0][1] + '.index') if found else float('inf')
+    due = []
+    for k in sorted({row.eval_k for row in exp.rows}):
+        csv_path = experiments.eval_csv(args.logdir, exp, k, SMOKE_TASKS if args.smoke else 600)
+        if not (utils.result_complete(csv_path) and os.path.getmtime(csv_path) > checkpoint_time):
+            due.append(k)
+    return due
+
+
+def finished(exp, args):
+    """Whether the experiment is trained to its last iteration and fully evaluated."""
+    found = utils.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
+    iterations = args.smoke_iterations if args.smoke else exp.iterations
+    return bool(found) and found[0][0] >= iterations and not evaluations_due(exp, args)
+
+
+def train_and_evaluate(exp, args, log=None, env=None):
+    """One experiment: train (or resume, or nothing when done), then the evaluations due.
+    Returns main.py's exit code of the first step that failed, or 0."""
+    common = main_command(exp, args)
+    code = run(common, log, env)
+    if code != 0:
+        return code
+    train_k = experiments.run_config(exp).update_batch_size
+    due = evaluations_due(exp, args)
+    for k in sorted({row.eval_k for row in exp.rows}):
+        if k not in due:
+            print(f'  evaluation K={k} is up to date', file=log or sys.stdout, flush=True)
+            continue
+        code = run(common + ['--train=False', '--test_set=True', f'--update_batch_size={k}',
+                             f'--train_update_batch_size={train_k}'], log, env)
+        if code != 0:
+            return code
+    return 0
