@@ -1,17 +1,12 @@
 """The speed benchmark: main.py timed on synthetic data, side by side with a variant."""
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import run_script
 
 
 def benchmark(*args):
-    return subprocess.run([sys.executable, '-m', 'scripts.benchmark', *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+    return run_script('-m scripts.benchmark', *args)
 
 
 @pytest.mark.slow

@@ -1,8 +1,6 @@
 """The data preparation scripts on tiny synthetic sources, and the reference checkpoint."""
 import csv
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ from PIL import Image
 
 from data import synthetic
 from data_generator import sorted_dirs
-from tests.helpers import ROOT, run_script
+from tests.helpers import run_script
 
 
 def listed(source, split, index):
@@ -20,8 +18,7 @@ def listed(source, split, index):
 
 
 def prepare(script, *args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'data', script), *args],
-                          capture_output=True, text=True, timeout=300)
+    return run_script(f'data/{script}', *args)
 
 
 @pytest.mark.slow
