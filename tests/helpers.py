@@ -58,3 +58,17 @@ def with_ctrl_c():
     """A Popen preexec_fn: SIGINT back to its default, as in a terminal. (A test runner
     started in the background inherits SIGINT ignored, and so would the program.)"""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupt_main(args, when):
+    """main.py with `args`, sent Ctrl-C once it prints a line starting with `when`;
+    (exit code, stdout after that line, stderr)."""
+    proc = subprocess.Popen([sys.executable, 'main.py', *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'), preexec_fn=with_ctrl_c)
+    for line in proc.stdout:
+        if line.startswith(when):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err

@@ -15,7 +15,16 @@ import pytest
 import data_generator
 import utils
 from data import prepared, synthetic
-from tests.helpers import ROOT, SINE, execute, run_script, sine, sine_dir, with_ctrl_c
+from tests.helpers import (
+    ROOT,
+    SINE,
+    execute,
+    interrupt_main,
+    run_script,
+    sine,
+    sine_dir,
+    with_ctrl_c,
+)
 from utils import UserError
 
 
@@ -255,16 +264,8 @@ def test_ctrl_c_during_evaluation_exits_130_and_writes_no_half_result(tmp_path):
     args = sine(tmp_path, '--metatrain_iterations=2')
     assert run_script('main.py', *args).returncode == 0
     evaluate = [*args, '--train=False', '--num_test_tasks=100000']
-    proc = subprocess.Popen([sys.executable, 'main.py', *evaluate],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'),
-                            preexec_fn=with_ctrl_c)
-    for line in proc.stdout:
-        if line.startswith('Evaluating'):
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and err.strip().splitlines() == [
+    code, _, err = interrupt_main(evaluate, 'Evaluating')
+    assert code == 130 and err.strip().splitlines() == [
         'interrupted: what was saved is kept; run the same command to go on']
     assert not glob.glob(os.path.join(sine_dir(str(tmp_path)), '*.csv'))
 

@@ -3,7 +3,6 @@ import csv
 import os
 import pickle
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ import data_generator
 import main
 from config import RunConfig
 from data import synthetic
-from tests.helpers import ROOT, SINE, checkpoint_values, sine_dir
+from tests.helpers import ROOT, SINE, checkpoint_values, interrupt_main, sine_dir
 
 
 @pytest.mark.slow
@@ -113,17 +112,9 @@ def test_evaluation_writes_reference_csv_and_pickle(tmp_path, run_main):
 
 @pytest.mark.slow
 def test_interrupted_run_saves_and_resumes(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-    args = [sys.executable, os.path.join(ROOT, 'main.py'), *SINE, f'--logdir={tmp_path}',
-            '--metatrain_iterations=1000000', '--print_interval=50']
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
-    for line in proc.stdout:
-        if line.startswith('Iteration'):
-            break
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    code, out, _ = interrupt_main([*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=1000000',
+                                   '--print_interval=50'], 'Iteration')
+    assert code == 130
     state = tf.train.get_checkpoint_state(sine_dir(str(tmp_path)))
     done = int(tf.train.load_checkpoint(state.model_checkpoint_path).get_tensor('global_step'))
     assert done >= 50 and state.model_checkpoint_path.endswith(f'model{done}')
