@@ -355,8 +355,27 @@ def evaluate(run):
         values.append(sess.run(graph.metricsb, graph.feed(batch))[0])
         if (i + 1) % 100 == 0:
             print(f'  {i + 1} tasks', flush=True)
-    print_eval_table(values, 'accuracy' if run.source.classification else 'MSE')
+    what = 'accuracy' if run.source.classification else 'MSE'
+    print_eval_table(values, what)
     print(f'Wrote {write_results(run, values, os.path.basename(checkpoint))}')
+    write_eval_summary(run, values, what, os.path.basename(checkpoint))
+
+
+def write_eval_summary(run, values, what, checkpoint):
+    """The evaluation's mean before adaptation, after training's number of steps and
+    after the last, as TensorBoard points at the checkpoint's iteration, in a folder
+    named like the CSV: a run's 600-task evaluations draw a curve beside its training."""
+    iteration = utils.checkpoint_iteration(checkpoint)
+    if not run.log or iteration is None:
+        return
+    means, _, _ = utils.summarize_per_step(values)
+    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
+                               run.num_test_tasks)
+    steps = sorted({0, min(run.num_updates, len(means) - 1), len(means) - 1})
+    writer = tf.summary.FileWriter(os.path.join(run.exp_dir, name))
+    write_summary(writer, {f'Evaluation/{run.eval_split} {what}, step {step}': means[step]
+                           for step in steps}, iteration)
+    writer.close()
 
 
 def write_results(run, values, checkpoint):

@@ -22,6 +22,12 @@ LOCK_FILE = 'train.lock'
 CHECKPOINT_INDEX = re.compile(r'model(\d+)\.index')
 
 
+def checkpoint_iteration(name):
+    """N of a checkpoint named model<N> (None for any other name)."""
+    match = re.fullmatch(r'model(\d+)', name)
+    return int(match.group(1)) if match else None
+
+
 def checkpoints_in(folder):
     """[(iteration, prefix)] of the model<N> checkpoints in `folder`, newest first.
 

@@ -1,5 +1,6 @@
 """main.py end to end on sinusoid and tiny synthetic Omniglot: resume, errors, outputs."""
 import csv
+import glob
 import os
 import pickle
 import shutil
@@ -108,6 +109,13 @@ def test_evaluation_writes_reference_csv_and_pickle(tmp_path, run_main):
     np.testing.assert_allclose([float(v) for v in rows[3]], 1.96 * mses.std(0) / np.sqrt(7),
                                rtol=1e-6)
     assert 'step 10: MSE' in proc.stdout
+    # TensorBoard: before adaptation, after training's 1 step and after the last, at model5
+    events = glob.glob(os.path.join(folder, 'test_ubs10_stepsize0.01_val_7tasks', 'events.*'))
+    points = {(v.tag, e.step): v.simple_value for path in events
+              for e in tf.train.summary_iterator(path) for v in e.summary.value}
+    assert sorted(points) == [(f'Evaluation/val MSE, step {j}', 5) for j in (0, 1, 10)]
+    for j in (0, 1, 10):
+        assert points[(f'Evaluation/val MSE, step {j}', 5)] == pytest.approx(mses[:, j].mean())
 
 
 @pytest.mark.slow
