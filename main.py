@@ -357,11 +357,13 @@ def evaluate(run):
             print(f'  {i + 1} tasks', flush=True)
     what = 'accuracy' if run.source.classification else 'MSE'
     print_eval_table(values, what)
-    print(f'Wrote {write_results(run, values, os.path.basename(checkpoint))}')
-    write_eval_summary(run, values, what, os.path.basename(checkpoint))
+    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
+                               run.num_test_tasks)
+    print(f'Wrote {write_results(run, values, name, os.path.basename(checkpoint))}')
+    write_eval_summary(run, values, what, name, os.path.basename(checkpoint))
 
 
-def write_eval_summary(run, values, what, checkpoint):
+def write_eval_summary(run, values, what, name, checkpoint):
     """The evaluation's mean before adaptation, after training's number of steps and
     after the last, as TensorBoard points at the checkpoint's iteration, in a folder
     named like the CSV: a run's 600-task evaluations draw a curve beside its training."""
@@ -369,8 +371,6 @@ def write_eval_summary(run, values, what, checkpoint):
     if not run.log or iteration is None:
         return
     means, _, _ = utils.summarize_per_step(values)
-    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
-                               run.num_test_tasks)
     steps = sorted({0, min(run.num_updates, len(means) - 1), len(means) - 1})
     writer = tf.summary.FileWriter(os.path.join(run.exp_dir, name))
     write_summary(writer, {f'Evaluation/{run.eval_split} {what}, step {step}': means[step]
@@ -378,12 +378,10 @@ def write_eval_summary(run, values, what, checkpoint):
     writer.close()
 
 
-def write_results(run, values, checkpoint):
+def write_results(run, values, name, checkpoint):
     """The CSV and pickle of an evaluation; an older result of another checkpoint
     under the same name is kept under a name of its own."""
     utils.check_writable(run.exp_dir)
-    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
-                               run.num_test_tasks)
     moved = utils.set_aside_other_checkpoints_result(run.exp_dir, name, checkpoint)
     if moved:
         print(f'The result of another checkpoint under {name} is kept as {moved}')

@@ -33,9 +33,9 @@ def iterations_trained(csv_path, exp, stored):
     Without an evaluation (or one from before pickles named it): the run's latest checkpoint."""
     if exp is REFERENCE:
         return '59000 (released by the original authors)'
-    checkpoint = stored.get('checkpoint') if stored else None
-    if checkpoint:
-        return checkpoint[len('model'):]
+    iteration = utils.checkpoint_iteration(stored.get('checkpoint') or '') if stored else None
+    if iteration is not None:
+        return str(iteration)
     found = utils.checkpoints_in(os.path.dirname(csv_path))
     return str(found[0][0]) if found else 'none'
 

@@ -18,10 +18,8 @@ import sys
 
 import utils
 from scripts import experiments, jobs, make_table
-from scripts.steps import SMOKE_TASKS, run
+from scripts.steps import ROOT, SMOKE_TASKS, run
 from utils import UserError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
