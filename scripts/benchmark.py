@@ -19,8 +19,8 @@ import tempfile
 
 from data import synthetic
 from scripts import experiments
+from scripts.steps import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # iterations per progress line; the benchmark runs three lines and times the last two
 INTERVALS = {'sinusoid': 500, 'omniglot': 10, 'miniimagenet': 4}
 # synthetic data: enough classes for 20-way, enough images for K + 15 queries

@@ -202,7 +202,7 @@ class SlurmRunner:
         return submitit
 
     def executor(self, submitit, exp):
-        extra = {'chdir': os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+        extra = {'chdir': steps.ROOT}
         extra.update(self.args.sbatch)
         # requeued at each time limit for as long as training takes
         executor = submitit.AutoExecutor(folder=self.folder, cluster='slurm',

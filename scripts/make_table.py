@@ -33,7 +33,7 @@ def iterations_trained(csv_path, exp, stored):
     Without an evaluation (or one from before pickles named it): the run's latest checkpoint."""
     if exp is REFERENCE:
         return '59000 (released by the original authors)'
-    iteration = utils.checkpoint_iteration(stored.get('checkpoint') or '') if stored else None
+    iteration = utils.checkpoint_iteration((stored or {}).get('checkpoint') or '')
     if iteration is not None:
         return str(iteration)
     found = utils.checkpoints_in(os.path.dirname(csv_path))
