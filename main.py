@@ -93,10 +93,12 @@ def training_batch(run, tasks, itr, split='train'):
 
 class StopRequest:
     """Turns SIGINT/SIGTERM (and SIGUSR2, SLURM's warning before a time limit or a
-    preemption) into a flag the loop checks, so it can save and exit."""
+    preemption) into a flag the loop checks, so it can save and exit. (A flag, not
+    Python's KeyboardInterrupt, which is lost when it lands in a finalizer or callback.)"""
 
-    def __init__(self):
+    def __init__(self, notice='Stopping: saving the training state after this iteration...'):
         self.requested = False
+        self.notice = notice
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
             signal.signal(sig, self._handle)
 
@@ -106,7 +108,8 @@ class StopRequest:
                 raise KeyboardInterrupt
             return                          # (a scheduler's repeated signal: go on saving)
         self.requested = True
-        print('\nStopping: saving the training state after this iteration...', flush=True)
+        if self.notice:
+            print(f'\n{self.notice}', flush=True)
 
 
 class Trainer:
@@ -344,11 +347,14 @@ def evaluate(run):
         maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
     except tf.errors.OpError as err:
         raise UserError(f'checkpoint {checkpoint} is unreadable ({first_line(err)})') from None
+    stop = StopRequest(notice='')
     print(f'Evaluating {checkpoint} on {run.num_test_tasks} {run.eval_split} tasks, '
           f'K={run.update_batch_size}, alpha={run.update_lr}, {run.test_num_updates} steps',
           flush=True)
     values = []
     for i in range(run.num_test_tasks):
+        if stop.requested:
+            raise KeyboardInterrupt      # main() reports it: nothing is written
         rng = data_generator.batch_rng(data_generator.EVAL_SEED, i)
         batch = tasks.sample(rng, 1, run.eval_split, run.update_batch_size,
                              run.query_shots(training=False))
