@@ -127,6 +127,9 @@ def test_a_requeued_or_preempted_job_resumes_from_its_checkpoint(tmp_path, how):
     for line in proc.stdout:     # SLURM holds a requeued job for 2 minutes: release it
         seen.append(line)
         if f'job {job} sine_maml: requeued' in line:
+            # slurmd refuses a relaunch within the second its credential was revoked
+            # ("Job credential revoked": the job ends FAILED), part of why the hold exists
+            time.sleep(2)
             subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], check=True)
             break
     out = ''.join(seen) + proc.communicate(timeout=600)[0]
