@@ -94,9 +94,10 @@ def training_batch(run, tasks, itr, split='train'):
 class StopRequest:
     """Turns SIGINT/SIGTERM (and SIGUSR2, SLURM's warning before a time limit or a
     preemption) into a flag the loop checks, so it can save and exit. (A flag, not
-    Python's KeyboardInterrupt, which is lost when it lands in a finalizer or callback.)"""
+    Python's KeyboardInterrupt, which is lost when it lands in a finalizer or callback.)
+    `notice`: what to print when the first signal arrives."""
 
-    def __init__(self, notice='Stopping: saving the training state after this iteration...'):
+    def __init__(self, notice=''):
         self.requested = False
         self.notice = notice
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
@@ -213,7 +214,7 @@ class Trainer:
                   f'iterations. Evaluate it with --train=False.')
             return
         print(f'Training {self.exp_dir}: iterations {start + 1}..{total}', flush=True)
-        stop = StopRequest()
+        stop = StopRequest('Stopping: saving the training state after this iteration...')
         meter = ProgressMeter(self.run.progress_interval, total, start)
         for itr in range(start, total):
             done = itr + 1
@@ -347,7 +348,7 @@ def evaluate(run):
         maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
     except tf.errors.OpError as err:
         raise UserError(f'checkpoint {checkpoint} is unreadable ({first_line(err)})') from None
-    stop = StopRequest(notice='')
+    stop = StopRequest()
     print(f'Evaluating {checkpoint} on {run.num_test_tasks} {run.eval_split} tasks, '
           f'K={run.update_batch_size}, alpha={run.update_lr}, {run.test_num_updates} steps',
           flush=True)
@@ -434,7 +435,7 @@ def main(argv):
         execute(RunConfig.from_flags())
     except UserError as err:
         sys.exit(f'error: {err}')
-    except KeyboardInterrupt:     # before training's own handler, or a second Ctrl-C
+    except KeyboardInterrupt:     # before a StopRequest, a second Ctrl-C, or a stopped evaluation
         print('interrupted: what was saved is kept; run the same command to go on', file=sys.stderr)
         sys.exit(130)
 
