@@ -9,6 +9,8 @@ from tests.helpers import ROOT
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')   # as main.py runs TensorFlow
+# Children write at once, so that one killed from outside still shows what it had printed.
+os.environ.setdefault('PYTHONUNBUFFERED', '1')
 
 
 def main_subprocess(*args, check=True):
