@@ -9,6 +9,7 @@ graph's warm-up); the peak memory is the process's maximum resident set.
   python -m scripts.benchmark all
   python -m scripts.benchmark all --compare ../other-checkout   # that main.py too, side by side
   python -m scripts.benchmark all --env TF_ENABLE_ONEDNN_OPTS=0   # this main.py with that set too
+  python -m scripts.benchmark sine_maml --iterations 50   # a quicker, rougher look
 """
 import argparse
 import os
@@ -31,14 +32,16 @@ def configurations():
     return {e.name: e for e in experiments.experiments()}
 
 
-def make_data(root):
-    synthetic.omniglot_resized_tree(root, alphabets=3, characters=30)
-    synthetic.miniimagenet_tree(root, classes=(10, 5, 5), per_class=20)
-    return root
+def make_data(root, datasources):
+    """Synthetic data for those of `datasources` that read a dataset."""
+    if 'omniglot' in datasources:
+        synthetic.omniglot_resized_tree(root, alphabets=3, characters=30)
+    if 'miniimagenet' in datasources:
+        synthetic.miniimagenet_tree(root, classes=(10, 5, 5), per_class=20)
 
 
-def benchmark(name, exp, data_dir, main_py, extra_env):
-    interval = INTERVALS[exp.datasource]
+def benchmark(name, exp, data_dir, main_py, extra_env, interval=None):
+    interval = interval or INTERVALS[exp.datasource]
     with tempfile.TemporaryDirectory() as logdir:
         args = [sys.executable, main_py, *exp.train_flags, *exp.iteration_flags(3 * interval),
                 f'--print_interval={interval}', f'--save_interval={10 * interval}', '--log=False',
@@ -66,6 +69,10 @@ def parse_args():
     parser.add_argument('--compare', help='another checkout of this project: time its main.py too')
     parser.add_argument('--env', metavar='NAME=VALUE',
                         help='time this main.py also with that environment variable set')
+    parser.add_argument('--iterations', type=int, metavar='N',
+                        help='iterations per progress line (default: '
+                             + ', '.join(f'{k} {v}' for k, v in INTERVALS.items())
+                             + '); fewer time faster and less exactly')
     args = parser.parse_args()
     args.configs = names if args.configs == ['all'] else args.configs
     unknown = sorted(set(args.configs) - set(names))
@@ -73,6 +80,8 @@ def parse_args():
         parser.error(f'unknown configuration {", ".join(unknown)}; choose from {", ".join(names)}')
     if args.env and '=' not in args.env:
         parser.error(f'--env {args.env}: give NAME=VALUE')
+    if args.iterations is not None and args.iterations < 1:
+        parser.error('--iterations must be at least 1')
     return args
 
 
@@ -98,9 +107,9 @@ def main():
     print(f'| configuration | {header} |{ratio}', flush=True)
     chosen = configurations()
     with tempfile.TemporaryDirectory() as data_dir:
-        make_data(data_dir)
+        make_data(data_dir, {chosen[name].datasource for name in args.configs})
         for name in args.configs:
-            results = [benchmark(name, chosen[name], data_dir, path, env)
+            results = [benchmark(name, chosen[name], data_dir, path, env, args.iterations)
                        for path, env in runs.values()]
             cells = ' | '.join(f'{s:.3f} | {m:.0f}' for s, m in results)
             ratios = ''.join(f' {s / results[-1][0]:.2f}x |' for s, _ in results[:-1])

@@ -88,15 +88,20 @@ class LocalRunner:
         self.args = args
 
     def run_all(self, chosen):
-        """Run the experiments; [(name, log)] of those that failed."""
+        """Run the experiments not yet finished; [(name, log)] of those that failed."""
         slots = queue.Queue()
         gpus = visible_gpus()
         for slot in range(self.args.jobs):
             slots.put(gpus[slot % len(gpus)] if gpus else None)
-        for i, exp in enumerate(chosen, 1):
-            report(i, exp.name, 'queued')
+        todo = []
+        for exp in chosen:
+            if steps.finished(exp, self.args):
+                report('-', exp.name, 'done', 'finished earlier')
+            else:
+                todo.append(exp)
+                report(len(todo), exp.name, 'queued')
         with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
-            futures = [pool.submit(self.run_one, i, exp, slots) for i, exp in enumerate(chosen, 1)]
+            futures = [pool.submit(self.run_one, i, exp, slots) for i, exp in enumerate(todo, 1)]
             return [failure for f in futures if (failure := f.result())]
 
     def run_one(self, job_id, exp, slots):

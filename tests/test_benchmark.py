@@ -11,7 +11,7 @@ def benchmark(*args):
 
 @pytest.mark.slow
 def test_benchmark_times_this_main_with_and_without_an_environment_variable():
-    proc = benchmark('sine_maml', '--env', 'TF_ENABLE_ONEDNN_OPTS=0')
+    proc = benchmark('sine_maml', '--env', 'TF_ENABLE_ONEDNN_OPTS=0', '--iterations', '50')
     assert proc.returncode == 0, proc.stdout + proc.stderr
     header, row = proc.stdout.strip().splitlines()
     off = 'TF_ENABLE_ONEDNN_OPTS=0'
@@ -30,3 +30,5 @@ def test_benchmark_rejects_an_unknown_configuration_and_a_bad_env():
     assert unknown.returncode == 2 and 'unknown configuration omniglot_99way' in unknown.stderr
     bad_env = benchmark('sine_maml', '--env', 'TF_ENABLE_ONEDNN_OPTS')
     assert bad_env.returncode == 2 and 'give NAME=VALUE' in bad_env.stderr
+    no_lines = benchmark('sine_maml', '--iterations', '0')
+    assert no_lines.returncode == 2 and '--iterations must be at least 1' in no_lines.stderr

@@ -93,14 +93,6 @@ def job_id(logdir):
         return json.load(f)['job_id']
 
 
-def uninterrupted_weights(tmp_path, iterations):
-    straight = tmp_path / 'straight'
-    proc = reproduce(straight, '--only', 'sine_maml', '--seeds', '1',
-                     '--smoke_iterations', str(iterations))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return checkpoint_values(str(straight / 'sine_maml' / SINE_DIR / f'model{iterations}'))
-
-
 def assert_same_weights(a, b):
     assert a.keys() == b.keys()
     for name in a:
@@ -111,10 +103,21 @@ ITERATIONS = 2000
 LONG = ['--only', 'sine_maml', '--seeds', '1', '--smoke_iterations', str(ITERATIONS), *SLURM]
 
 
+@pytest.fixture(scope='module')
+def uninterrupted_weights(tmp_path_factory):
+    """The weights of the LONG run trained on this machine without interruption."""
+    straight = tmp_path_factory.mktemp('straight')
+    proc = reproduce(straight, '--only', 'sine_maml', '--seeds', '1',
+                     '--smoke_iterations', str(ITERATIONS))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return checkpoint_values(str(straight / 'sine_maml' / SINE_DIR / f'model{ITERATIONS}'))
+
+
 @pytest.mark.slow
 @needs_slurm
 @pytest.mark.parametrize('how', ['scontrol_requeue', 'preemption_signal'])
-def test_a_requeued_or_preempted_job_resumes_from_its_checkpoint(tmp_path, how):
+def test_a_requeued_or_preempted_job_resumes_from_its_checkpoint(tmp_path, how,
+                                                                 uninterrupted_weights):
     logdir = tmp_path / 'cluster'
     proc = reproduce(logdir, *LONG, wait=False)
     wait_for(lambda: saved_iterations(logdir), 'the first checkpoint')
@@ -140,12 +143,12 @@ def test_a_requeued_or_preempted_job_resumes_from_its_checkpoint(tmp_path, how):
     saved = re.search(r'Saved after iteration (\d+)', log).group(1)
     assert resumed == ['1', str(int(saved) + 1)], log      # nothing lost
     final = checkpoint_values(str(logdir / 'sine_maml' / SINE_DIR / f'model{ITERATIONS}'))
-    assert_same_weights(final, uninterrupted_weights(tmp_path, ITERATIONS))
+    assert_same_weights(final, uninterrupted_weights)
 
 
 @pytest.mark.slow
 @needs_slurm
-def test_a_killed_job_fails_and_the_same_command_resumes_it(tmp_path):
+def test_a_killed_job_fails_and_the_same_command_resumes_it(tmp_path, uninterrupted_weights):
     logdir = tmp_path / 'cluster'
     proc = reproduce(logdir, *LONG, wait=False)
     wait_for(lambda: saved_iterations(logdir), 'the first checkpoint')
@@ -160,7 +163,7 @@ def test_a_killed_job_fails_and_the_same_command_resumes_it(tmp_path):
     log = open(glob.glob(str(logdir / 'slurm' / job / f'{job}_0_log.out'))[0]).read()
     assert int(re.search(r'iterations (\d+)\.\.2000', log).group(1)) > 1, log
     final = checkpoint_values(str(logdir / 'sine_maml' / SINE_DIR / f'model{ITERATIONS}'))
-    assert_same_weights(final, uninterrupted_weights(tmp_path, ITERATIONS))
+    assert_same_weights(final, uninterrupted_weights)
 
 
 @pytest.mark.parametrize('previous,state,restarted,reported', [

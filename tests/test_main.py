@@ -15,19 +15,20 @@ import data_generator
 import main
 from config import RunConfig
 from data import synthetic
-from tests.helpers import ROOT, SINE, checkpoint_values, interrupt_main, sine_dir
+from tests.helpers import ROOT, SINE, checkpoint_values, execute, interrupt_main, sine, sine_dir
+from utils import UserError
 
 
 @pytest.mark.slow
-def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path, run_main):
+def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path, capsys):
     straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
-    run_main(*SINE, f'--logdir={straight}', '--metatrain_iterations=40', '--save_interval=20')
+    execute(*sine(straight, '--metatrain_iterations=40', '--save_interval=20'))
     first = str(tmp_path / 'first')
-    run_main(*SINE, f'--logdir={first}', '--metatrain_iterations=20', '--save_interval=20')
+    execute(*sine(first, '--metatrain_iterations=20', '--save_interval=20'))
     shutil.move(first, split)   # a committed run is resumed from another path
-    resumed = run_main(*SINE, f'--logdir={split}', '--metatrain_iterations=40',
-                       '--save_interval=20')
-    assert 'iterations 21..40' in resumed.stdout
+    capsys.readouterr()
+    execute(*sine(split, '--metatrain_iterations=40', '--save_interval=20'))
+    assert 'iterations 21..40' in capsys.readouterr().out
     a = checkpoint_values(os.path.join(sine_dir(straight), 'model40'))
     b = checkpoint_values(os.path.join(sine_dir(split), 'model40'))
     assert set(a) == set(b)
@@ -38,21 +39,22 @@ def test_resumed_run_ends_with_the_same_weights_and_adam_slots(tmp_path, run_mai
 
 
 @pytest.mark.slow
-def test_relaunching_a_finished_run_says_so_and_exits_0(tmp_path, run_main):
-    args = [*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=10', '--save_interval=4']
-    run_main(*args)
+def test_relaunching_a_finished_run_says_so(tmp_path, capsys):
+    args = sine(tmp_path, '--metatrain_iterations=10', '--save_interval=4')
+    execute(*args)
     assert sorted(f for f in os.listdir(sine_dir(str(tmp_path))) if f.endswith('.index')) == [
         'model10.index', 'model4.index', 'model8.index']
-    again = run_main(*args)
-    assert 'Nothing to train' in again.stdout
-    zero = run_main(*SINE, f'--logdir={tmp_path}/zero', '--metatrain_iterations=0')
-    assert 'Nothing to train' in zero.stdout
+    capsys.readouterr()
+    execute(*args)
+    assert 'Nothing to train' in capsys.readouterr().out
+    execute(*sine(tmp_path / 'zero', '--metatrain_iterations=0'))
+    assert 'Nothing to train' in capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path, run_main):
+def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path, capsys):
     from scripts import keep_latest_checkpoint
-    run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=10', '--save_interval=4')
+    execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=4'))
     folder = sine_dir(str(tmp_path))
     keep, deleted = keep_latest_checkpoint.keep_latest(folder)
     assert keep == 'model10' and len(deleted) == 4          # model4, model8: .index and .data
@@ -60,9 +62,9 @@ def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path, run_m
         'model10.data-00000-of-00001', 'model10.index']
     assert tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths == [
         os.path.join(folder, 'model10')]
-    resumed = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=12',
-                       '--save_interval=4')
-    assert 'iterations 11..12' in resumed.stdout
+    capsys.readouterr()
+    execute(*sine(tmp_path, '--metatrain_iterations=12', '--save_interval=4'))
+    assert 'iterations 11..12' in capsys.readouterr().out
     os.remove(os.path.join(folder, 'model12.index'))       # an incomplete newest one goes too
     assert keep_latest_checkpoint.keep_latest(folder) == (
         'model10', ['model12.data-00000-of-00001'])
@@ -76,8 +78,8 @@ def test_evaluation_without_checkpoint_is_one_line_error(tmp_path, run_main):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith('error: no checkpoint in')
     assert 'Traceback' not in proc.stderr
-    proc = run_main(*SINE, f'--logdir={tmp_path}', '--train=False', '--test_iter=5', check=False)
-    assert proc.returncode == 1 and 'model5 not found' in proc.stderr
+    with pytest.raises(UserError, match='model5 not found'):
+        execute(*sine(tmp_path, '--train=False', '--test_iter=5'))
 
 
 @pytest.mark.parametrize('flag,message', [('--norm=batchnorm', 'norm'),
@@ -91,10 +93,10 @@ def test_bad_flag_values_are_clear_errors(tmp_path, flag, message, run_main):
 
 
 @pytest.mark.slow
-def test_evaluation_writes_reference_csv_and_pickle(tmp_path, run_main):
-    run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5')
-    proc = run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5', '--train=False',
-                    '--num_test_tasks=7', '--update_batch_size=10', '--train_update_batch_size=5')
+def test_evaluation_writes_reference_csv_and_pickle(tmp_path, capsys):
+    execute(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5')
+    execute(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=5', '--train=False',
+            '--num_test_tasks=7', '--update_batch_size=10', '--train_update_batch_size=5')
     folder = sine_dir(str(tmp_path))
     with open(os.path.join(folder, 'test_ubs10_stepsize0.01_val_7tasks.csv')) as f:
         rows = list(csv.reader(f))
@@ -108,7 +110,7 @@ def test_evaluation_writes_reference_csv_and_pickle(tmp_path, run_main):
     np.testing.assert_allclose([float(v) for v in rows[1]], mses.mean(0), rtol=1e-6)
     np.testing.assert_allclose([float(v) for v in rows[3]], 1.96 * mses.std(0) / np.sqrt(7),
                                rtol=1e-6)
-    assert 'step 10: MSE' in proc.stdout
+    assert 'step 10: MSE' in capsys.readouterr().out
     # TensorBoard: before adaptation, after training's 1 step and after the last, at model5
     events = glob.glob(os.path.join(folder, 'test_ubs10_stepsize0.01_val_7tasks', 'events.*'))
     points = {(v.tag, e.step): v.simple_value for path in events
@@ -138,29 +140,30 @@ OMNI = ['--datasource=omniglot', '--omniglot_split=20,20', '--num_filters=8', '-
 
 
 @pytest.mark.slow
-def test_short_omniglot_training_lowers_the_loss(tmp_path, omniglot_data, run_main):
-    proc = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
-                    '--meta_batch_size=4', '--update_batch_size=1', '--metatrain_iterations=90',
-                    '--print_interval=30', '--meta_lr=0.01')
-    lines = [line for line in proc.stdout.splitlines() if line.startswith('Iteration')]
+def test_short_omniglot_training_lowers_the_loss(tmp_path, omniglot_data, capsys):
+    execute(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}', '--meta_batch_size=4',
+            '--update_batch_size=1', '--metatrain_iterations=90', '--print_interval=30',
+            '--meta_lr=0.01')
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith('Iteration')]
     post_losses = [float(line.split(' -> ')[1].split(',')[0]) for line in lines]
     post_accuracies = [float(line.split(' -> ')[2].split(' ')[0]) for line in lines]
     assert len(lines) == 3
-    assert post_losses[-1] < 0.7 * post_losses[0], proc.stdout
-    assert post_accuracies[-1] > 0.5, proc.stdout
-    assert 'validation accuracy' not in proc.stdout   # every 5 prints only
-    evaluation = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
-                          '--meta_batch_size=4', '--update_batch_size=1', '--train=False',
-                          '--meta_lr=0.01', '--test_set=True', '--num_test_tasks=20')
-    assert 'step 10: accuracy' in evaluation.stdout
+    assert post_losses[-1] < 0.7 * post_losses[0], out
+    assert post_accuracies[-1] > 0.5, out
+    assert 'validation accuracy' not in out   # every 5 prints only
+    execute(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}', '--meta_batch_size=4',
+            '--update_batch_size=1', '--train=False', '--meta_lr=0.01', '--test_set=True',
+            '--num_test_tasks=20')
+    assert 'step 10: accuracy' in capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_omniglot_20_way_5_shot_runs(tmp_path, omniglot_data, run_main):
-    proc = run_main(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}',
-                    '--num_classes=20', '--meta_batch_size=2', '--update_batch_size=5',
-                    '--num_updates=2', '--metatrain_iterations=1')
-    assert 'Finished: 1 iterations' in proc.stdout
+def test_omniglot_20_way_5_shot_runs(tmp_path, omniglot_data, capsys):
+    execute(*OMNI, f'--data_dir={omniglot_data}', f'--logdir={tmp_path}', '--num_classes=20',
+            '--meta_batch_size=2', '--update_batch_size=5', '--num_updates=2',
+            '--metatrain_iterations=1')
+    assert 'Finished: 1 iterations' in capsys.readouterr().out
 
 
 def test_experiment_names_are_the_originals():
@@ -272,14 +275,14 @@ def test_query_examples_per_class_in_training_and_evaluation(tmp_path, datasourc
 
 
 @pytest.mark.slow
-def test_evaluation_tasks_do_not_depend_on_the_training_seed(tmp_path, run_main):
-    run_main(*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=2')
-    args = [*SINE, f'--logdir={tmp_path}', '--metatrain_iterations=2', '--train=False',
-            '--test_set=True', '--num_test_tasks=6']
-    run_main(*args)
+def test_evaluation_tasks_do_not_depend_on_the_training_seed(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=2'))
+    args = sine(tmp_path, '--metatrain_iterations=2', '--train=False', '--test_set=True',
+                '--num_test_tasks=6')
+    execute(*args)
     path = os.path.join(sine_dir(str(tmp_path)), 'test_ubs5_stepsize0.01_6tasks.pkl')
     first = pickle.load(open(path, 'rb'))['mses']
-    run_main(*args, '--seed=5')
+    execute(*args, '--seed=5')
     np.testing.assert_array_equal(pickle.load(open(path, 'rb'))['mses'], first)
     assert first.shape == (6, 11)                       # 10 evaluation steps by default
 
