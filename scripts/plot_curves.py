@@ -8,12 +8,12 @@ import argparse
 import glob
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-import tensorflow.compat.v1 as tf
-
+import main
 from scripts import figures
 from utils import UserError
 
+main.load_tensorflow()      # as main.py imports it: TensorFlow's C++ start-up lines hidden
+tf = main.tf
 tf.get_logger().setLevel("ERROR")
 
 

@@ -8,15 +8,15 @@ baseline. Needs matplotlib (pip install -r requirements-plots.txt).
 import argparse
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 import data_generator
-import maml
+import main
 from scripts import figures
 from utils import UserError
+
+main.load_tensorflow()      # as main.py imports it: TensorFlow's C++ start-up lines hidden
+tf, maml = main.tf, main.maml
 
 STEPS_SHOWN = (0, 1, 10)
 
