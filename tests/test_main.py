@@ -1,4 +1,6 @@
-"""main.py end to end on sinusoid and tiny synthetic Omniglot: resume, errors, outputs."""
+"""main.py on sinusoid and tiny synthetic Omniglot: resume, errors, outputs. Its work runs
+in this process (main.execute, as the command runs it); what only the command line shows
+(exit codes, stderr, --help, Ctrl-C) runs main.py in a subprocess."""
 import csv
 import glob
 import os
