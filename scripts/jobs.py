@@ -67,6 +67,17 @@ def report(job_id, name, state, detail=''):
           flush=True)
 
 
+def unfinished(chosen, args):
+    """The experiments not yet trained and evaluated; the others are reported done."""
+    todo = []
+    for exp in chosen:
+        if steps.finished(exp, args):
+            report('-', exp.name, 'done', 'finished earlier')
+        else:
+            todo.append(exp)
+    return todo
+
+
 def visible_gpus():
     """The GPUs the jobs may use: those CUDA_VISIBLE_DEVICES names, else every one
     nvidia-smi lists ([] without any)."""
@@ -93,13 +104,9 @@ class LocalRunner:
         gpus = visible_gpus()
         for slot in range(self.args.jobs):
             slots.put(gpus[slot % len(gpus)] if gpus else None)
-        todo = []
-        for exp in chosen:
-            if steps.finished(exp, self.args):
-                report('-', exp.name, 'done', 'finished earlier')
-            else:
-                todo.append(exp)
-                report(len(todo), exp.name, 'queued')
+        todo = unfinished(chosen, self.args)
+        for i, exp in enumerate(todo, 1):
+            report(i, exp.name, 'queued')
         with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
             futures = [pool.submit(self.run_one, i, exp, slots) for i, exp in enumerate(todo, 1)]
             return [failure for f in futures if (failure := f.result())]
@@ -159,10 +166,7 @@ class SlurmRunner:
     def run_all(self, chosen):
         submitit = self.import_submitit()
         jobs, shown = {}, {}
-        for exp in chosen:
-            if steps.finished(exp, self.args):
-                report('-', exp.name, 'done', 'finished earlier')
-                continue
+        for exp in unfinished(chosen, self.args):
             job = self.alive_job(submitit, exp)
             if job is None:
                 job = self.submit(submitit, exp)
