@@ -23,7 +23,7 @@ class Datasource:
     """The choices the original made per datasource; adding a dataset is adding a row."""
     loss: str                        # 'mse' (regression) or 'xent' (classification)
     print_interval: int = 100        # iterations between progress lines
-    img_size: int = 0                # image side (0: not images)
+    img_size: int = 0                # image side (0: not images, or read from the data)
     channels: int = 0
     rotate: bool = False             # a random multiple of 90 degrees per class and task
     invert: bool = False             # pixel v becomes 1 - v/255 (Omniglot: ink = 1)
@@ -42,13 +42,16 @@ DATASOURCES = {
     'omniglot': Datasource(loss='xent', img_size=28, channels=1, rotate=True, invert=True),
     'miniimagenet': Datasource(loss='xent', img_size=84, channels=3, train_query_shots=15,
                                clip=10.0, flatten_features=True),
+    # your own images (data/prepare_folder.py): miniImagenet's choices; the image size and
+    # channels (img_size 0) are read from the prepared folder's record
+    'folder': Datasource(loss='xent', train_query_shots=15, clip=10.0, flatten_features=True),
 }
 
 POSITIVE = ('meta_batch_size', 'update_batch_size', 'num_updates', 'num_classes', 'save_interval',
             'num_filters', 'test_num_updates', 'num_test_tasks')
 # What a checkpoint must be evaluated with: the network's shape, and the test split.
 ARCHITECTURE = ('datasource', 'num_classes', 'baseline', 'norm', 'num_filters', 'conv', 'max_pool',
-                'omniglot_split')
+                'omniglot_split', 'image_size', 'channels')
 SUMMARY_INTERVAL = 100         # TensorBoard summaries
 VALIDATION_EVERY_PRINTS = 5    # a validation batch every this many progress lines
 
@@ -91,7 +94,7 @@ def define_flags(fv=flags.FLAGS):
     integer('print_interval', None, 'Print mean losses every this many iterations (default: '
             '1000 for sinusoid, 100 for images); validation runs every 5 prints.')
     string('data_dir', os.path.join(HERE, 'data'), 'Folder holding omniglot_resized/ and '
-           'miniImagenet/.')
+           'miniImagenet/; with --datasource=folder, the folder data/prepare_folder.py made.')
     string('checkpoint', None, 'Evaluate this checkpoint (path prefix, e.g. logs/x/model60000) '
            "instead of the experiment folder's.")
     integer('test_num_updates', 10, 'Inner steps at evaluation.')
@@ -100,6 +103,9 @@ def define_flags(fv=flags.FLAGS):
                       'and validation; the rest is test.', flag_values=fv)
     integer('inter_op_threads', 2, 'TensorFlow inter-op threads (0: TensorFlow decides).')
     integer('intra_op_threads', 1, 'TensorFlow intra-op threads (0: TensorFlow decides).')
+    boolean('random_init', False, "Evaluate the network's fresh initialisation (seeded by "
+            '--seed) instead of a checkpoint, adapted by the same inner loop: the baseline '
+            "MAML's initialisation is compared with. Results carry _randominit in their name.")
 
 
 @dataclasses.dataclass
@@ -139,6 +145,7 @@ class RunConfig:
     omniglot_split: tuple
     inter_op_threads: int
     intra_op_threads: int
+    random_init: bool
 
     def __post_init__(self):
         self.check()
@@ -166,6 +173,9 @@ class RunConfig:
                 raise UserError(f'--{name} must be a positive finite number (got {value})')
         if self.train and self.checkpoint:
             raise UserError('--checkpoint is for evaluation (--train=False)')
+        if self.random_init and (self.train or self.checkpoint):
+            raise UserError('--random_init=True evaluates a fresh initialisation: it takes '
+                            '--train=False and no --checkpoint')
         if len(self.omniglot_split) != 2 or not all(str(v).isdigit() for v in self.omniglot_split):
             raise UserError(f'--omniglot_split takes two whole numbers, meta-train and validation '
                             f'characters (got {",".join(map(str, self.omniglot_split))})')
@@ -245,7 +255,17 @@ class RunConfig:
         settings.update(update_batch_size=self.train_k, update_lr=self.train_lr)
         if self.datasource == 'omniglot':
             settings['omniglot_split'] = list(self.split_sizes)
+        if self.datasource == 'folder':
+            settings['image_size'], settings['channels'] = self.image_shape
         return settings
+
+    @property
+    def image_shape(self):
+        """(side, channels) of the images: the datasource's, or a folder's from its record."""
+        if self.datasource == 'folder':
+            import data_generator  # (it imports this module)
+            return data_generator.folder_info(self.data_dir)
+        return self.source.img_size, self.source.channels
 
     def architecture_differences(self, stored):
         """The flags that decide the network or the test split on which `stored` (a

@@ -40,6 +40,9 @@ class SinusoidTasks:
         self.oracle = oracle
         self.dim_input = 3 if oracle else 1
 
+    def check_shots(self, split, shots_a, shots_b):
+        """Any number of points can be drawn."""
+
     def sample(self, rng, num_tasks, split, shots_a, shots_b):
         """split is ignored (infinite data); 'shots' are points per task."""
         amp = rng.uniform(*self.amp_range, size=num_tasks)
@@ -71,25 +74,40 @@ def split_ab(inputs, labels, num_a):
 class ImageTasks:
     """N-way tasks drawn from images held in memory.
 
-    images[split]: uint8 array [classes, images per class, H, W, C]. A task picks N
-    classes, a rotation per class if `rotate`, and shots_a + shots_b distinct images
-    per class. Examples are laid out shot by shot, with the class order reshuffled
-    for every shot; labels are the classes' positions 0..N-1 in the task, one-hot.
+    images[split]: per class, uint8 [images of that class, H, W, C] (one array for all
+    classes when they hold equally many). A task picks N classes, a rotation per class
+    if `rotate`, and shots_a + shots_b distinct images per class. Examples are laid out
+    shot by shot, with the class order reshuffled for every shot; labels are the
+    classes' positions 0..N-1 in the task, one-hot. class_names[split]: the classes'
+    names, for messages.
     """
 
-    def __init__(self, images, num_classes, rotate, invert):
+    def __init__(self, images, num_classes, rotate, invert, class_names=None):
         self.images, self.num_classes = images, num_classes
         self.rotate, self.invert = rotate, invert
-        any_split = next(iter(images.values()))
-        self.img_size, self.channels = any_split.shape[2], any_split.shape[4]
+        self.class_names = class_names or {}
+        first = next(iter(images.values()))[0]
+        self.img_size, self.channels = first.shape[1], first.shape[3]
         self.dim_input = self.img_size * self.img_size * self.channels
         self.dim_output = num_classes
         for split, pool in images.items():
-            if pool.shape[0] < num_classes:
-                raise UserError(f'the {split} split has {pool.shape[0]} classes, '
+            if len(pool) < num_classes:
+                raise UserError(f'the {split} split has {len(pool)} classes, '
                                 f'fewer than --num_classes={num_classes}')
 
+    def check_shots(self, split, shots_a, shots_b):
+        """Refuse, naming the smallest class, tasks that need more images than it holds."""
+        sizes = [len(c) for c in self.images[split]]
+        smallest = int(np.argmin(sizes))
+        if sizes[smallest] < shots_a + shots_b:
+            names = self.class_names.get(split)
+            which = f'class {names[smallest]}' if names else 'each class'
+            raise UserError(f'the {split} split\'s {which} has {sizes[smallest]} images; a task '
+                            f'needs {shots_a + shots_b} per class (K={shots_a} + {shots_b} '
+                            f'queries): lower --update_batch_size')
+
     def sample(self, rng, num_tasks, split, shots_a, shots_b):
+        self.check_shots(split, shots_a, shots_b)
         tasks = [self.sample_task(rng, split, shots_a + shots_b) for _ in range(num_tasks)]
         inputs = np.stack([t[0] for t in tasks])
         labels = np.stack([t[1] for t in tasks])
@@ -97,21 +115,24 @@ class ImageTasks:
 
     def sample_task(self, rng, split, shots):
         pool = self.images[split]
-        if pool.shape[1] < shots:
-            raise UserError(f'the {split} split has {pool.shape[1]} images per class; '
-                            f'a task needs {shots}')
-        classes = rng.choice(pool.shape[0], self.num_classes, replace=False)
-        picks = np.stack([rng.choice(pool.shape[1], shots, replace=False) for _ in classes])
+        classes = rng.choice(len(pool), self.num_classes, replace=False)
+        picks = np.stack([rng.choice(len(pool[c]), shots, replace=False) for c in classes])
         rotations = rng.integers(0, 4, self.num_classes) if self.rotate else np.zeros(
             self.num_classes, int)
         order = np.stack([rng.permutation(self.num_classes) for _ in range(shots)])
-        images = [np.rot90(pool[classes[c], picks[c, s]], rotations[c])
+        images = [np.rot90(pool[classes[c]][picks[c, s]], rotations[c])
                   for s in range(shots) for c in order[s]]
         return self.to_inputs(np.stack(images)), one_hot(order.reshape(-1), self.num_classes)
 
     def to_inputs(self, images):
-        pixels = images.reshape(len(images), -1).astype(np.float32) / 255.0
-        return 1.0 - pixels if self.invert else pixels
+        return image_inputs(images, self.invert)
+
+
+def image_inputs(images, invert):
+    """The network's input rows of uint8 images [n, H, W, C]: pixels scaled to [0, 1],
+    inverted (1 - v/255) where the datasource says so."""
+    pixels = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return 1.0 - pixels if invert else pixels
 
 
 # ---------------------------------------------------------------------- loading
@@ -145,11 +166,15 @@ def load_class_images(folder, suffix, mode, size):
     return stacked[..., None] if stacked.ndim == 3 else stacked
 
 
-def stack_classes(class_arrays, what):
+def stack_classes(class_arrays, what=None):
+    """One array of the classes' images; classes of unequal sizes stay a list when
+    `what` is None (a folder of your own), and are refused naming `what` otherwise."""
     counts = {a.shape[0] for a in class_arrays}
-    if len(counts) != 1:
-        raise UserError(f'{what}: classes have different numbers of images {sorted(counts)}')
-    return np.stack(class_arrays)
+    if len(counts) == 1:
+        return np.stack(class_arrays)
+    if what is None:
+        return list(class_arrays)
+    raise UserError(f'{what}: classes have different numbers of images {sorted(counts)}')
 
 
 def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
@@ -206,16 +231,62 @@ def load_miniimagenet(data_root, splits):
     return images
 
 
+FOLDER_SCRIPT = 'data/prepare_folder.py'
+FOLDER_SUFFIXES = ('.png', '.jpg', '.jpeg')
+
+
+def folder_info(data_root):
+    """(image size, channels) of a folder prepared by data/prepare_folder.py, from its record."""
+    if not os.path.isdir(data_root):
+        raise UserError(f'--data_dir={data_root} is not a folder; prepare your images with '
+                        f'`python {FOLDER_SCRIPT} --source SRC --dest {data_root}`')
+    try:
+        info = prepared.read_info(data_root)
+        return int(info['image_size']), int(info['channels'])
+    except prepared.RecordError:
+        raise UserError(f'--data_dir={data_root} was not made by {FOLDER_SCRIPT} (it holds no '
+                        f'readable {prepared.RECORD} record); --datasource=folder takes '
+                        f'--data_dir=DIR made by `python {FOLDER_SCRIPT} --source SRC --dest '
+                        f'DIR`') from None
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f'{data_root} was prepared by another script (its record gives no '
+                        f'image size); prepare it with `python {FOLDER_SCRIPT}`') from None
+
+
+def load_folder(data_root, splits):
+    """({split: classes' images}, {split: class names}) of a folder of your own."""
+    size, channels = folder_info(data_root)
+    check_prepared(data_root, FOLDER_SCRIPT)
+    mode = 'L' if channels == 1 else 'RGB'
+    images, names = {}, {}
+    for split in splits:
+        folder = os.path.join(data_root, split)
+        if not os.path.isdir(folder):
+            present = ', '.join(s for s in ('train', 'val', 'test')
+                                if os.path.isdir(os.path.join(data_root, s))) or 'none'
+            raise UserError(f'{data_root} has no {split} split (it has: {present}); give the '
+                            f'source a {split}/ folder of classes and prepare it again')
+        names[split] = sorted_dirs(folder)
+        images[split] = stack_classes([load_class_images(os.path.join(folder, c),
+                                                         FOLDER_SUFFIXES, mode, size)
+                                       for c in names[split]])
+    return images, names
+
+
 def make_tasks(datasource, data_root, splits, num_classes, oracle=False,
                omniglot_split=OMNIGLOT_SPLIT):
     """The task sampler for a datasource, with the image splits it needs loaded."""
     if datasource == 'sinusoid':
         return SinusoidTasks(oracle=oracle)
+    names = None
     if datasource == 'omniglot':
         images = load_omniglot(data_root, splits, omniglot_split)
     elif datasource == 'miniimagenet':
         images = load_miniimagenet(data_root, splits)
+    elif datasource == 'folder':
+        images, names = load_folder(data_root, splits)
     else:
         raise UserError(f'unknown --datasource={datasource!r}')
     source = DATASOURCES[datasource]
-    return ImageTasks(images, num_classes, rotate=source.rotate, invert=source.invert)
+    return ImageTasks(images, num_classes, rotate=source.rotate, invert=source.invert,
+                      class_names=names)

@@ -67,10 +67,14 @@ def load_tensorflow():
 
 
 # ------------------------------------------------------------------ set-up
-def load_tasks(run, splits):
-    return data_generator.make_tasks(run.datasource, run.data_dir, splits, run.num_classes,
-                                     oracle=run.baseline == 'oracle',
-                                     omniglot_split=run.split_sizes)
+def load_tasks(run, splits, training):
+    """The task sampler with `splits` loaded, refusing at once tasks larger than the data."""
+    tasks = data_generator.make_tasks(run.datasource, run.data_dir, splits, run.num_classes,
+                                      oracle=run.baseline == 'oracle',
+                                      omniglot_split=run.split_sizes)
+    for split in splits:
+        tasks.check_shots(split, run.update_batch_size, run.query_shots(training))
+    return tasks
 
 
 def new_session(run):
@@ -79,7 +83,8 @@ def new_session(run):
 
 
 def build_graph(run, tasks, num_steps):
-    cfg = maml.model_config(run, tasks.dim_input, tasks.dim_output)
+    image_shape = (tasks.img_size, tasks.channels) if hasattr(tasks, 'img_size') else None
+    cfg = maml.model_config(run, tasks.dim_input, tasks.dim_output, image_shape)
     return maml.build_graph(cfg, num_steps, run.seed)
 
 
@@ -336,20 +341,32 @@ def check_fits(run, checkpoint):
                         f'the flags in {os.path.join(folder, utils.SETTINGS_FILE)}')
 
 
-def evaluate(run):
-    """The paper's protocol: num_test_tasks tasks one at a time, the metric after
-    0..test_num_updates steps; writes the reference's CSV and pickle."""
-    checkpoint = find_checkpoint(run)
-    check_fits(run, checkpoint)
-    tasks = load_tasks(run, [run.eval_split])
-    graph = build_graph(run, tasks, run.test_num_updates)
-    sess = new_session(run)
+def restore_for_evaluation(sess, run, checkpoint):
+    """Restore `checkpoint`, or without one (--random_init) initialise the network afresh,
+    seeded by --seed; what was evaluated, as the result files name it."""
+    if checkpoint is None:
+        sess.run(tf.variables_initializer(maml.model_variables()))
+        return utils.random_init_label(run.seed)
     try:
         maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
     except tf.errors.OpError as err:
         raise UserError(f'checkpoint {checkpoint} is unreadable ({first_line(err)})') from None
+    return os.path.basename(checkpoint)
+
+
+def evaluate(run):
+    """The paper's protocol: num_test_tasks tasks one at a time, the metric after
+    0..test_num_updates steps; writes the reference's CSV and pickle."""
+    checkpoint = None if run.random_init else find_checkpoint(run)
+    if checkpoint:
+        check_fits(run, checkpoint)
+    tasks = load_tasks(run, [run.eval_split], training=False)
+    graph = build_graph(run, tasks, run.test_num_updates)
+    sess = new_session(run)
+    label = restore_for_evaluation(sess, run, checkpoint)
+    what = checkpoint or f'a random initialisation (seed {run.seed})'
     stop = StopRequest()
-    print(f'Evaluating {checkpoint} on {run.num_test_tasks} {run.eval_split} tasks, '
+    print(f'Evaluating {what} on {run.num_test_tasks} {run.eval_split} tasks, '
           f'K={run.update_batch_size}, alpha={run.update_lr}, {run.test_num_updates} steps',
           flush=True)
     values = []
@@ -362,12 +379,12 @@ def evaluate(run):
         values.append(sess.run(graph.metricsb, graph.feed(batch))[0])
         if (i + 1) % 100 == 0:
             print(f'  {i + 1} tasks', flush=True)
-    what = 'accuracy' if run.source.classification else 'MSE'
-    print_eval_table(values, what)
+    metric = 'accuracy' if run.source.classification else 'MSE'
+    print_eval_table(values, metric)
     name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
-                               run.num_test_tasks)
-    print(f'Wrote {write_results(run, values, name, os.path.basename(checkpoint))}')
-    write_eval_summary(run, values, what, name, os.path.basename(checkpoint))
+                               run.num_test_tasks, run.random_init)
+    print(f'Wrote {write_results(run, values, name, label)}')
+    write_eval_summary(run, values, metric, name, label)
 
 
 def write_eval_summary(run, values, what, name, checkpoint):
@@ -419,14 +436,27 @@ def execute(run):
     load_tensorflow()
     if run.train:
         utils.check_writable(run.exp_dir)
-        with utils.TrainingLock(run.exp_dir):
+        with utils.training_lock(run.exp_dir):
             utils.check_settings(run.exp_dir, run.training_settings())
             for orphan in glob.glob(os.path.join(run.exp_dir, '*.tempstate*')):
                 os.remove(orphan)    # left by a save that was killed
-            tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'])
+            if trained_already(run):
+                return
+            tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'],
+                               training=True)
             Trainer(run, tasks).train()
     else:
         evaluate(run)
+
+
+def trained_already(run):
+    """Say so, without loading any data, when the newest checkpoint holds every iteration."""
+    found = utils.checkpoints_in(run.exp_dir) if run.resume else []
+    if run.total_iterations == 0 or not found or found[0][0] < run.total_iterations:
+        return False
+    print(f'Nothing to train: {run.exp_dir} already holds {found[0][0]} of '
+          f'{run.total_iterations} iterations. Evaluate it with --train=False.')
+    return True
 
 
 def main(argv):

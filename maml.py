@@ -40,14 +40,15 @@ class ModelConfig:
     dtype: object = tf.float32
 
 
-def model_config(run, dim_input, dim_output):
-    """The ModelConfig of a run (config.RunConfig) whose data has these dimensions."""
+def model_config(run, dim_input, dim_output, image_shape=None):
+    """The ModelConfig of a run (config.RunConfig) whose data has these dimensions;
+    image_shape: (side, channels) of image data (None: not images)."""
     source = run.source
     cfg = ModelConfig(dim_input=dim_input, dim_output=dim_output, loss=source.loss,
                       update_lr=run.update_lr, update_batch_size=run.update_batch_size,
                       norm=run.norm, stop_grad=run.stop_grad, dim_hidden=source.fc_hidden)
-    if source.img_size:
-        cfg.conv, cfg.img_size, cfg.channels = run.conv, source.img_size, source.channels
+    if image_shape:
+        cfg.conv, (cfg.img_size, cfg.channels) = run.conv, image_shape
         cfg.num_filters, cfg.max_pool = run.num_filters, run.max_pool
         cfg.flatten_features = source.flatten_features
     return cfg

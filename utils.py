@@ -92,44 +92,65 @@ def read_settings(folder):
     return stored
 
 
-def process_alive(pid):
+def process_start(pid):
+    """When process `pid` started (clock ticks since boot), or None where /proc cannot
+    tell: with its pid, it names a process even after the pid is reused."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return int(f.read().rsplit(')', 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_alive(pid, started=None):
+    """Whether process `pid` runs (and, when `started` is given and /proc can tell, is
+    the process that started then, not a later one given the same pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    now = process_start(pid)
+    return started is None or now is None or now == started
 
 
-class TrainingLock:
-    """A file holding the process id that trains a folder, so no second process trains
-    it at the same time. A lock left by a process that no longer runs is taken over."""
+class ProcessLock:
+    """A file naming the process that holds it (pid and start time), so no second
+    process does the same work at the same time. A lock whose process no longer runs
+    (killed, or its pid since reused) is taken over. `doing`: the lock's work as the
+    refusal names it, e.g. 'training /x'."""
 
-    def __init__(self, folder):
-        self.path = os.path.join(folder, LOCK_FILE)
+    def __init__(self, path, doing):
+        self.path, self.doing = path, doing
 
     def __enter__(self):
         try:
             self.take()
         except OSError as err:
             raise UserError(f'cannot take the lock {self.path} ({err.strerror}); if no process '
-                            f'trains this folder, delete it') from None
+                            f'is {self.doing}, delete it') from None
         return self
+
+    def holder(self):
+        """(pid, start time or None) written in the lock, or None when it is unreadable."""
+        with open(self.path, errors='replace') as f:
+            fields = f.read().split()
+        if not fields or not all(v.isdigit() for v in fields[:2]):
+            return None
+        return int(fields[0]), (int(fields[1]) if len(fields) > 1 else None)
 
     def take(self):
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            with open(self.path, errors='replace') as f:
-                text = f.read().strip()
-            pid = int(text) if text.isdigit() else None
-            if pid and pid != os.getpid() and process_alive(pid):
-                raise UserError(f'process {pid} is training {os.path.dirname(self.path)}; wait '
-                                f'for it or stop it (its lock is {self.path})') from None
+            holder = self.holder()
+            if holder and holder[0] != os.getpid() and process_alive(*holder):
+                raise UserError(f'process {holder[0]} is {self.doing}; wait for it or stop it '
+                                f'(its lock is {self.path})') from None
             os.remove(self.path)    # left by a process that was killed, or damaged
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f'{os.getpid()} {process_start(os.getpid()) or ""}'.strip().encode())
         os.close(fd)
 
     def __exit__(self, *exc):
@@ -138,19 +159,43 @@ class TrainingLock:
         return False
 
 
+def training_lock(folder):
+    """The lock a training process holds on its experiment folder."""
+    return ProcessLock(os.path.join(folder, LOCK_FILE), f'training {folder}')
+
+
+def training_in(folder):
+    """The pid of a process training `folder` now, or None."""
+    lock = training_lock(folder)
+    try:
+        holder = lock.holder()
+    except OSError:
+        return None
+    return holder[0] if holder and process_alive(*holder) else None
+
+
 # ------------------------------------------------------------------ result files
 EVAL_SPLIT, EVAL_TASKS = 'test', 600   # what the original's result file name means
 
 
-def eval_basename(update_batch_size, update_lr, split=EVAL_SPLIT, num_tasks=EVAL_TASKS):
-    """The original's name for a 600-task test evaluation; any other split or task count
-    says so in the name, so it never replaces a test result."""
+def eval_basename(update_batch_size, update_lr, split=EVAL_SPLIT, num_tasks=EVAL_TASKS,
+                  random_init=False):
+    """The original's name for a 600-task test evaluation; any other split or task count,
+    or a random initialisation evaluated instead of a checkpoint, says so in the name, so
+    it never replaces a test result."""
     name = f'test_ubs{update_batch_size}_stepsize{update_lr}'
     if split != EVAL_SPLIT:
         name += f'_{split}'
     if num_tasks != EVAL_TASKS:
         name += f'_{num_tasks}tasks'
+    if random_init:
+        name += '_randominit'
     return name
+
+
+def random_init_label(seed):
+    """What a random-initialisation result records in place of a checkpoint name."""
+    return f'seed{seed}'
 
 
 def set_aside_other_checkpoints_result(folder, basename, checkpoint):
@@ -285,6 +330,16 @@ def damaged_result(path, err, csv_path):
     reason = getattr(err, 'strerror', None) or str(err) or type(err).__name__
     return UserError(f'{path} is missing or damaged ({reason}); delete '
                      f'{os.path.basename(csv_path)} and its .pkl and evaluate again')
+
+
+def result_of(csv_path, checkpoint):
+    """Whether a whole, readable evaluation of `checkpoint` (its name, e.g. 'model60000')
+    is at `csv_path`."""
+    try:
+        stored, _ = read_result(csv_path)
+    except UserError:
+        return False
+    return checkpoint is not None and stored.get('checkpoint') == checkpoint
 
 
 def result_complete(csv_path):

@@ -6,6 +6,7 @@ import sys
 import time
 import urllib.request
 
+import utils
 from data import prepared
 
 
@@ -17,7 +18,7 @@ def run(main):
     """Call main(); turn PrepError and Ctrl-C into a one-line message and exit code."""
     try:
         main()
-    except PrepError as err:
+    except (PrepError, utils.UserError) as err:
         sys.exit(f'error: {err}')
     except KeyboardInterrupt:
         sys.exit('interrupted: nothing was marked as prepared; run again to start over')
@@ -48,35 +49,68 @@ class AtomicFolder:
     """Write into `<dest>.partial`, then rename to `dest` once verified and recorded.
 
     Only a folder that a preparation script made (one holding its record) is ever
-    replaced or removed: anything else at `dest` is refused before any work starts.
+    replaced or removed, and only when it holds no file its record does not list (a
+    file a user added there): anything else at `dest` is refused before any work
+    starts. A lock beside `dest` keeps a second preparation of it from starting.
     """
 
     def __init__(self, dest):
         self.dest, self.partial = dest.rstrip('/'), dest.rstrip('/') + '.partial'
+        self.lock = utils.ProcessLock(self.dest + '.lock', f'preparing {self.dest}')
 
     def __enter__(self):
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.dest)), exist_ok=True)
+            self.lock.__enter__()
+        except OSError as err:
+            raise PrepError(f'cannot write next to {self.dest} ({err.strerror}); choose another '
+                            f'--dest') from None
+        try:
+            self.check_replaceable()
+            if os.path.isdir(self.partial):
+                shutil.rmtree(self.partial)
+            os.makedirs(self.partial)
+            prepared.write_record(self.partial)    # marks it as ours until the real record
+        except OSError as err:
+            self.lock.__exit__()
+            raise PrepError(f'cannot write {self.partial} ({err.strerror}); choose another '
+                            f'--dest') from None
+        except BaseException:
+            self.lock.__exit__()
+            raise
+        return self.partial
+
+    def check_replaceable(self):
         for folder in (self.dest, self.partial):
-            if os.path.isdir(folder) and os.listdir(folder) and not prepared.has_record(folder):
+            if os.path.exists(folder) and not os.path.isdir(folder):
+                raise PrepError(f'{folder} is a file; move it away or choose another --dest')
+            if not os.path.isdir(folder) or not os.listdir(folder):
+                continue
+            if not prepared.has_record(folder):
                 raise PrepError(f'{folder} exists and was not made by this script (it holds '
                                 f'no {prepared.RECORD} record); move it away or choose another '
                                 f'--dest. Nothing was changed')
-            if os.path.exists(folder) and not os.path.isdir(folder):
-                raise PrepError(f'{folder} is a file; move it away or choose another --dest')
-        if os.path.isdir(self.partial):
-            shutil.rmtree(self.partial)
-        os.makedirs(self.partial)
-        prepared.write_record(self.partial)    # marks it as ours until the real record
-        return self.partial
+            try:
+                added = prepared.added_files(folder)
+            except prepared.RecordError:
+                added = []          # an unreadable record: the folder is rebuilt
+            if added:
+                raise PrepError(f'{folder} holds {len(added)} files it was not prepared with '
+                                f'({", ".join(added[:3])}{", ..." if len(added) > 3 else ""}); '
+                                f'move them away first. Nothing was changed')
 
-    def commit(self):
-        prepared.write_record(self.partial)
+    def commit(self, **info):
+        prepared.write_record(self.partial, **info)
         if os.path.exists(self.dest):
             shutil.rmtree(self.dest)
         os.replace(self.partial, self.dest)
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.partial, ignore_errors=True)
+        try:
+            if exc_type is not None:
+                shutil.rmtree(self.partial, ignore_errors=True)
+        finally:
+            self.lock.__exit__()
         return False
 
 

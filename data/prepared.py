@@ -41,10 +41,11 @@ def scan(folder, checksums):
             for rel in visible_files(folder)}
 
 
-def write_record(folder):
-    """Record the folder as it is now (call once it is verified)."""
+def write_record(folder, **info):
+    """Record the folder as it is now (call once it is verified), with `info` about
+    its contents (e.g. image_size and channels) for its readers."""
     with open(os.path.join(folder, RECORD), 'w') as f:
-        json.dump({'files': scan(folder, checksums=True)}, f, separators=(',', ':'))
+        json.dump({'files': scan(folder, checksums=True), **info}, f, separators=(',', ':'))
 
 
 def has_record(folder):
@@ -53,17 +54,31 @@ def has_record(folder):
 
 def read_record(folder):
     """{relative path: [size, CRC-32]} as recorded."""
+    return read_whole_record(folder)['files']
+
+
+def read_info(folder):
+    """What write_record was told about the folder besides its files ({} if nothing)."""
+    return {k: v for k, v in read_whole_record(folder).items() if k != 'files'}
+
+
+def read_whole_record(folder):
     path = os.path.join(folder, RECORD)
     try:
         with open(path) as f:
-            files = json.load(f)['files']
-        if not isinstance(files, dict):
+            record = json.load(f)
+        if not isinstance(record, dict) or not isinstance(record.get('files'), dict):
             raise ValueError('no file list')
     except FileNotFoundError:
         raise RecordError(f'{folder} holds no {RECORD} record') from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, TypeError) as err:
         raise RecordError(f'{path} is unreadable or from an older version ({err})') from None
-    return files
+    return record
+
+
+def added_files(folder):
+    """The visible files under `folder` that its record does not list (a user's own)."""
+    return sorted(set(visible_files(folder)) - set(read_record(folder)))
 
 
 def differences(folder, checksums=False):

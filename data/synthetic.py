@@ -92,3 +92,27 @@ def miniimagenet_tree(root, classes=(10, 5, 5), per_class=20, size=84, seed=0):
                 Image.fromarray(pixels.astype(np.uint8)).save(os.path.join(folder, f'{i:04d}.jpg'))
         prepared.write_record(os.path.join(root, 'miniImagenet', split))
     return root
+
+
+def class_folders(root, classes=10, per_class=12, colour=True, seed=0):
+    """root/<class>/*: a user's own images, one folder per class, of mixed sizes and
+    formats (PNG, JPEG, GIF), each class a coloured (or gray) block pattern, its images
+    noisy copies; plus hidden files a file manager leaves. Class c holds per_class + c % 3
+    images, so classes differ in size."""
+    rng = np.random.default_rng(seed)
+    channels = 3 if colour else 1
+    patterns = class_patterns(rng, classes, 36, channels, blocks=6, ink=0.4)
+    formats = ('png', 'jpg', 'gif')
+    for c in range(classes):
+        folder = os.path.join(root, f'class_{c:02d}')
+        os.makedirs(folder)
+        for i in range(per_class + c % 3):
+            ink = noisy(patterns[c], rng)
+            pixels = np.where(ink, 230, 25).astype(np.uint8)
+            image = Image.fromarray(pixels if colour else pixels[..., 0])
+            side = (30, 36, 50)[i % 3]
+            image = image.resize((side, side + (i % 2) * 6))
+            image.save(os.path.join(folder, f'img{i:03d}.{formats[i % 3]}'))
+        with open(os.path.join(folder, '.DS_Store'), 'wb') as f:
+            f.write(b'\x00\x01not an image')
+    return root

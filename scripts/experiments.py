@@ -32,6 +32,17 @@ class Row:
     paper: float            # accuracy in %, or MSE
     paper_ci: float = None  # the paper's +- (None where it gives none)
     note: str = ''          # what a reader needs beside the number
+    random_init: bool = False   # the network's fresh initialisation, not the trained one
+
+
+RANDOM_INIT_STEPS = (3, 5, 10)
+
+
+def random_init_rows(label, k):
+    """Rows of the baseline MAML is compared with: the same network freshly initialised,
+    adapted by the same inner loop to the same test tasks."""
+    return [Row(f'{label}, random init', k, step, None, random_init=True)
+            for step in RANDOM_INIT_STEPS]
 
 
 @dataclasses.dataclass
@@ -88,7 +99,8 @@ def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_itera
             Row('Sinusoid K=5, oracle, MSE (no steps needed)', 5, 0, None)]),
         Experiment('omniglot5way', 'omniglot', OMNI5, omniglot_iterations, [
             Row('Omniglot 5-way 1-shot', 1, 3, 98.7, 0.4),
-            Row('Omniglot 5-way 5-shot (trained at K=1)', 5, 3, 99.9, 0.1)]),
+            Row('Omniglot 5-way 5-shot (trained at K=1)', 5, 3, 99.9, 0.1),
+            *random_init_rows('Omniglot 5-way 1-shot', 1)]),
         Experiment('omniglot5way_fc', 'omniglot', OMNI5 + ['--conv=False'], omniglot_iterations, [
             Row('Omniglot 5-way 1-shot, FC net', 1, 3, 89.7, 1.1),
             Row('Omniglot 5-way 5-shot, FC net (trained at K=1)', 5, 3, 97.5, 0.6)]),
@@ -99,12 +111,15 @@ def experiments(sine_update_lr=0.01, mini5shot_meta_batch_size=2, omniglot_itera
                    omniglot_iterations, omniglot_k5_rows(', FC net', 97.5, 0.6)),
         Experiment('omniglot20way', 'omniglot', OMNI20, omniglot_iterations, [
             Row('Omniglot 20-way 1-shot', 1, 5, 95.8, 0.3),
-            Row('Omniglot 20-way 5-shot (trained at K=1)', 5, 5, 98.9, 0.2)]),
+            Row('Omniglot 20-way 5-shot (trained at K=1)', 5, 5, 98.9, 0.2),
+            *random_init_rows('Omniglot 20-way 1-shot', 1)]),
         Experiment('miniimagenet1shot', 'miniimagenet',
                    MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 60000,
-                   [mini_row('miniImagenet 5-way 1-shot', 1, 48.70, 1.84)]),
+                   [mini_row('miniImagenet 5-way 1-shot', 1, 48.70, 1.84),
+                    *random_init_rows('miniImagenet 5-way 1-shot', 1)]),
         Experiment('miniimagenet5shot', 'miniimagenet', mini5, 60000,
-                   [mini_row('miniImagenet 5-way 5-shot', 5, 63.11, 0.92)]),
+                   [mini_row('miniImagenet 5-way 5-shot', 5, 63.11, 0.92),
+                    *random_init_rows('miniImagenet 5-way 5-shot', 5)]),
         Experiment('miniimagenet1shot_fo', 'miniimagenet',
                    MINI + ['--meta_batch_size=4', '--update_batch_size=1', '--stop_grad=True'],
                    60000, [mini_row('miniImagenet 5-way 1-shot, first order', 1, 48.07, 1.75)]),
@@ -123,9 +138,14 @@ def experiment_folder(logdir, exp, run=None):
     return os.path.join(logdir, exp.name, (run or run_config(exp)).exp_name)
 
 
-def eval_csv(logdir, exp, k, num_tasks=utils.EVAL_TASKS):
-    """The test evaluation's CSV at K=k (with another number of tasks than 600, the
-    file main.py names for that count)."""
+def eval_csv(logdir, exp, k, num_tasks=utils.EVAL_TASKS, random_init=False):
+    """The test evaluation's CSV at K=k (with another number of tasks than 600, or of a
+    random initialisation, the file main.py names for that)."""
     run = run_config(exp)
-    name = utils.eval_basename(k, run.update_lr, utils.EVAL_SPLIT, num_tasks)
+    name = utils.eval_basename(k, run.update_lr, utils.EVAL_SPLIT, num_tasks, random_init)
     return os.path.join(experiment_folder(logdir, exp, run), name + '.csv')
+
+
+def evaluations(exp):
+    """(K, random_init) of each test evaluation the experiment's rows read."""
+    return sorted({(row.eval_k, row.random_init) for row in exp.rows})

@@ -28,11 +28,13 @@ HEADER = ('| experiment | paper | ours | step | iterations | inside paper interv
           '|---|---|---|---|---|---|---|---|')
 
 
-def iterations_trained(csv_path, exp, stored):
+def iterations_trained(csv_path, exp, stored, row):
     """The iterations behind an evaluation: the checkpoint its pickle (`stored`) names.
     Without an evaluation (or one from before pickles named it): the run's latest checkpoint."""
     if exp is REFERENCE:
         return '59000 (released by the original authors)'
+    if row.random_init:
+        return '0 (random init)'
     iteration = utils.checkpoint_iteration((stored or {}).get('checkpoint') or '')
     if iteration is not None:
         return str(iteration)
@@ -66,6 +68,17 @@ def test_result(path, num_tasks):
     return stored, columns, ''
 
 
+def maml_at_step(logdir, exp, row, num_tasks):
+    """The note of a random-initialisation row: MAML's result after the same steps."""
+    path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
+    stored, columns, unusable = test_result(path, num_tasks)
+    if stored is None or unusable:
+        return 'MAML: not yet evaluated'
+    means, _, ci95 = columns
+    steps = 'step' if row.step == 1 else 'steps'
+    return f'MAML after {row.step} {steps}: {fmt(means[row.step], ci95[row.step], True)}'
+
+
 def listed(values):
     return ', '.join(str(v) for v in values)
 
@@ -79,21 +92,23 @@ def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS, detail=True):
 def run_row(logdir, exp, row, num_tasks, run_label, detail=True):
     """The row of one run's evaluation (run_label fills the run column), and with `detail`
     after it a row for each earlier checkpoint's evaluation that a later one set aside."""
-    path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks)
-    lines = [result_row(path, exp, row, num_tasks, run_label, row.label)]
+    path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks, row.random_init)
+    lines = [result_row(logdir, path, exp, row, num_tasks, run_label, row.label)]
     for iterations, earlier in utils.set_aside_results(path) if detail else []:
-        lines.append(result_row(earlier, exp, row, num_tasks, run_label,
+        lines.append(result_row(logdir, earlier, exp, row, num_tasks, run_label,
                                 f'{row.label}, at {iterations} iterations'))
     return '\n'.join(lines)
 
 
-def result_row(path, exp, row, num_tasks, run_label, label):
+def result_row(logdir, path, exp, row, num_tasks, run_label, label):
     """The row of the evaluation at `path`; one of a checkpoint before the run's last
     iteration is marked interim."""
     percent = exp.datasource != 'sinusoid'
     stored, columns, unusable = test_result(path, num_tasks)
-    iterations = iterations_trained(path, exp, stored)
+    iterations = iterations_trained(path, exp, stored, row)
     note = row.note
+    if row.random_init and stored is not None:
+        note = maml_at_step(logdir, exp, row, num_tasks)
     if stored is not None and iterations.isdigit() and int(iterations) < exp.iterations:
         interim = f'interim: {iterations} of {exp.iterations} iterations'
         note = '; '.join(filter(None, [interim, note]))
@@ -151,7 +166,7 @@ def seeds_row(logdir, exp, row, num_tasks, detail=True):
         values = np.array([m for _, m in steady])
         note += f'; over the {len(steady)} seeds without: {values.mean():.3g} +- {values.std():.2g}'
     _, stored, path = found[seeds[0]]
-    iterations = iterations_trained(path, exp, stored)
+    iterations = iterations_trained(path, exp, stored, row)
     return (f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {iterations} | - | {runs} '
             f'| {note} |')
 

@@ -46,14 +46,20 @@ def main_command(exp, args):
 
 
 def evaluations_due(exp, args):
-    """The K of each evaluation not yet written for the experiment's newest checkpoint."""
+    """(K, random_init) of each evaluation not yet written for what it evaluates: the
+    experiment's newest checkpoint, or its random initialisation. Read from the results'
+    contents (the checkpoint each names), not their times: a fresh clone gives every
+    file the same time."""
     found = utils.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
-    checkpoint_time = os.path.getmtime(found[0][1] + '.index') if found else float('inf')
+    newest = os.path.basename(found[0][1]) if found else None
+    seed = experiments.run_config(exp).seed
     due = []
-    for k in sorted({row.eval_k for row in exp.rows}):
-        csv_path = experiments.eval_csv(args.logdir, exp, k, SMOKE_TASKS if args.smoke else 600)
-        if not (utils.result_complete(csv_path) and os.path.getmtime(csv_path) > checkpoint_time):
-            due.append(k)
+    for k, random_init in experiments.evaluations(exp):
+        csv_path = experiments.eval_csv(args.logdir, exp, k, SMOKE_TASKS if args.smoke else 600,
+                                        random_init)
+        wanted = utils.random_init_label(seed) if random_init else newest
+        if not utils.result_of(csv_path, wanted):
+            due.append((k, random_init))
     return due
 
 
@@ -64,6 +70,13 @@ def finished(exp, args):
     return bool(found) and found[0][0] >= iterations and not evaluations_due(exp, args)
 
 
+def evaluation_flags(exp, k, random_init):
+    train_k = experiments.run_config(exp).update_batch_size
+    flags = ['--train=False', '--test_set=True', f'--update_batch_size={k}',
+             f'--train_update_batch_size={train_k}']
+    return flags + (['--random_init=True'] if random_init else [])
+
+
 def train_and_evaluate(exp, args, log=None, env=None):
     """One experiment: train (or resume, or nothing when done), then the evaluations due.
     Returns main.py's exit code of the first step that failed, or 0."""
@@ -71,14 +84,13 @@ def train_and_evaluate(exp, args, log=None, env=None):
     code = run(common, log, env)
     if code != 0:
         return code
-    train_k = experiments.run_config(exp).update_batch_size
     due = evaluations_due(exp, args)
-    for k in sorted({row.eval_k for row in exp.rows}):
-        if k not in due:
-            print(f'  evaluation K={k} is up to date', file=log or sys.stdout, flush=True)
+    for k, random_init in experiments.evaluations(exp):
+        what = f'evaluation K={k}' + (' of the random initialisation' if random_init else '')
+        if (k, random_init) not in due:
+            print(f'  {what} is up to date', file=log or sys.stdout, flush=True)
             continue
-        code = run(common + ['--train=False', '--test_set=True', f'--update_batch_size={k}',
-                             f'--train_update_batch_size={train_k}'], log, env)
+        code = run(common + evaluation_flags(exp, k, random_init), log, env)
         if code != 0:
             return code
     return 0

@@ -138,7 +138,7 @@ def test_too_few_images_or_classes_is_a_clear_error():
     with pytest.raises(UserError, match='fewer than --num_classes'):
         ImageTasks({'train': fake_pool(num_classes=4)}, 5, rotate=False, invert=False)
     tasks = ImageTasks({'train': fake_pool(per_class=3)}, 5, rotate=False, invert=False)
-    with pytest.raises(UserError, match='images per class'):
+    with pytest.raises(UserError, match=r'each class has 3 images; a task needs 4 per class'):
         tasks.sample(batch_rng(0, 0), 1, 'train', 2, 2)
 
 

@@ -1,0 +1,203 @@
+r"""Use a trained model on a new task: adapt it to your support examples with its inner
+loop (--test_num_updates steps), then predict your query examples.
+
+  Images: --support holds one folder per class (the folder names are the class names,
+  as many as the model's N); --query is a folder of image files (or one file):
+    python -m scripts.adapt --checkpoint=logs/omniglot5way/EXPERIMENT/model60000 \
+        --support=my_task/support --query=my_task/query --out=predictions.csv
+  Sinusoid: --support is a CSV with columns x,y and --query a CSV with column x:
+    python -m scripts.adapt --checkpoint=logs/sine_maml/EXPERIMENT/model70000 \
+        --support=points.csv --query=xs.csv --out=predictions.csv
+
+The network's flags (--datasource, --num_filters, --update_lr, ...) come from the
+settings.json beside the checkpoint; give them as for evaluation where there is none
+(the released miniImagenet checkpoint: --datasource=miniimagenet --num_filters=32
+--max_pool=True --update_lr=0.01). Images are resized and converted as
+data/prepare_folder.py does. Batch norm uses the statistics of the batch it sees, as in
+training and evaluation: all query examples are predicted as one batch.
+Output: one row per query (file, predicted class, a probability per class; sinusoid: x
+and the prediction), written only when everything succeeded.
+"""
+import csv
+import io
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import config  # noqa: E402
+import data_generator  # noqa: E402
+import main as trainer  # noqa: E402
+import utils  # noqa: E402
+from data import images  # noqa: E402
+from data.prepared import visible_files  # noqa: E402
+from utils import UserError  # noqa: E402
+
+FLAGS = flags.FLAGS
+# settings.json entries that are flags of main.py, taken when the flag is not given
+FROM_SETTINGS = ('datasource', 'num_classes', 'baseline', 'norm', 'num_filters', 'conv',
+                 'max_pool', 'update_lr', 'update_batch_size', 'stop_grad', 'num_updates')
+
+
+def define_flags():
+    config.define_flags()
+    flags.DEFINE_string('support', None, 'Support set: a folder of class folders, or for '
+                        'sinusoid a CSV with columns x,y.')
+    flags.DEFINE_string('query', None, 'Query: a folder of images (or one image), or for '
+                        'sinusoid a CSV with column x.')
+    flags.DEFINE_string('out', None, 'CSV to write the predictions to.')
+    for name in ('checkpoint', 'support', 'query', 'out'):
+        flags.mark_flag_as_required(name)
+
+
+def run_from_flags():
+    """The RunConfig of the checkpoint: the flags given, the rest from its settings.json;
+    and that settings dict ({} when there is none)."""
+    checkpoint = trainer.checkpoint_prefix(FLAGS.checkpoint)
+    if not os.path.isfile(checkpoint + '.index'):
+        raise UserError(f'checkpoint {checkpoint} not found (its .index file is missing)')
+    stored = utils.read_settings(os.path.dirname(checkpoint)) or {}
+    for name in FROM_SETTINGS:
+        if name in stored and not FLAGS[name].present:
+            FLAGS[name].value = stored[name]
+    FLAGS.train = False
+    run = config.RunConfig.from_flags()
+    if run.baseline == 'oracle':
+        raise UserError('the oracle needs each point\'s amplitude and phase, not a support set; '
+                        'adapt a MAML or pretrained model')
+    return run, stored
+
+
+def image_shape(run, stored):
+    if 'image_size' in stored:
+        return int(stored['image_size']), int(stored['channels'])
+    return run.image_shape
+
+
+# ------------------------------------------------------------------ inputs
+def read_csv_columns(path, columns):
+    """{column: float array} of a CSV with a header naming `columns`."""
+    try:
+        with open(path, newline='') as f:
+            rows = list(csv.DictReader(f))
+        if not rows or not set(columns) <= set(rows[0]):
+            raise ValueError(f'it needs the header {",".join(columns)} and at least one row')
+        return {c: np.array([float(row[c]) for row in rows], dtype=np.float32) for c in columns}
+    except OSError as err:
+        raise UserError(f'cannot read {path} ({err.strerror})') from None
+    except (ValueError, TypeError) as err:
+        raise UserError(f'{path} is not a CSV of numbers with columns {",".join(columns)} '
+                        f'({err})') from None
+
+
+def image_files(path, what):
+    """The image files of a folder (visible, sorted), or [path] for one file."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise UserError(f'{what} {path} is not a folder or a file')
+    found = [os.path.join(path, f) for f in visible_files(path) if os.sep not in f]
+    if not found:
+        raise UserError(f'{what} {path} holds no files')
+    return found
+
+
+def image_rows(paths, run, shape):
+    """The network's input rows of image files; a file that is not an image is named."""
+    arrays = []
+    for path in paths:
+        try:
+            arrays.append(images.pixels(path, *shape))
+        except images.ImageReadError as err:
+            raise UserError(f'{path} is not a readable image ({err}); nothing was '
+                            f'written') from None
+    return data_generator.image_inputs(np.stack(arrays), run.source.invert)
+
+
+def image_task(run, shape):
+    """(support inputs, support labels, query inputs, query files, class names)."""
+    if not os.path.isdir(FLAGS.support):
+        raise UserError(f'--support={FLAGS.support} is not a folder of class folders')
+    classes = data_generator.sorted_dirs(FLAGS.support)
+    if len(classes) != run.num_classes:
+        raise UserError(f'--support holds {len(classes)} class folders, but the model is '
+                        f'{run.num_classes}-way: give it exactly {run.num_classes}')
+    support, labels = [], []
+    for label, name in enumerate(classes):
+        files = image_files(os.path.join(FLAGS.support, name), 'class folder')
+        support.append(image_rows(files, run, shape))
+        labels += [label] * len(files)
+    query_files = image_files(FLAGS.query, '--query')
+    return (np.concatenate(support), data_generator.one_hot(np.array(labels), run.num_classes),
+            image_rows(query_files, run, shape), query_files, classes)
+
+
+# ------------------------------------------------------------------ adapting
+def predict(run, shape, support, support_labels, query):
+    """The network's outputs on the query after adapting to the support set."""
+    trainer.load_tensorflow()
+    dim_input, dim_output = support.shape[1], support_labels.shape[1]
+    cfg = trainer.maml.model_config(run, dim_input, dim_output, shape)
+    # the loss is divided by K, the support examples per class
+    cfg.update_batch_size = len(support) / (dim_output if cfg.loss == 'xent' else 1)
+    graph = trainer.maml.build_graph(cfg, run.test_num_updates, run.seed)
+    checkpoint = trainer.find_checkpoint(run)   # (restoring checks that it fits the network)
+    sess = trainer.new_session(run)
+    try:
+        trainer.maml.restore_variables(sess, checkpoint, trainer.maml.model_variables(),
+                                       require_all=True)
+    except trainer.tf.errors.OpError as err:
+        raise UserError(f'checkpoint {checkpoint} is unreadable '
+                        f'({trainer.first_line(err)})') from None
+    feed = graph.feed({'inputa': support[None], 'labela': support_labels[None],
+                       'inputb': query[None],
+                       'labelb': np.zeros((1, len(query), dim_output), np.float32)})
+    return sess.run(graph.outputsb, feed)[0, -1]
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def classify(run, stored):
+    shape = image_shape(run, stored)
+    support, labels, query, files, classes = image_task(run, shape)
+    probabilities = softmax(predict(run, shape, support, labels, query))
+    rows = [['file', 'predicted'] + [f'p_{c}' for c in classes]]
+    for path, p in zip(files, probabilities):
+        rows.append([os.path.basename(path), classes[int(np.argmax(p))]]
+                    + [f'{v:.6f}' for v in p])
+    return rows
+
+
+def regress(run):
+    points = read_csv_columns(FLAGS.support, ('x', 'y'))
+    xs = read_csv_columns(FLAGS.query, ('x',))['x']
+    predictions = predict(run, None, points['x'][:, None], points['y'][:, None], xs[:, None])
+    return [['x', 'prediction']] + [[f'{x:g}', f'{y:.6f}'] for x, y in zip(xs, predictions[:, 0])]
+
+
+def write_rows(path, rows):
+    text = io.StringIO()
+    csv.writer(text, lineterminator='\n').writerows(rows)
+    utils.write_atomically(path, text.getvalue())
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f'error: unexpected argument {argv[1]!r}; flags take the form --name=value')
+    try:
+        run, stored = run_from_flags()
+        rows = regress(run) if run.datasource == 'sinusoid' else classify(run, stored)
+        write_rows(FLAGS.out, rows)
+    except UserError as err:
+        sys.exit(f'error: {err}')
+    print(f'Wrote {len(rows) - 1} predictions to {FLAGS.out}')
+
+
+if __name__ == '__main__':
+    define_flags()
+    app.run(main)
