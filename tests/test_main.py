@@ -311,3 +311,38 @@ def test_importing_main_only_imports():
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                           env={k: v for k, v in os.environ.items() if not k.startswith('TF_')})
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_random_init_evaluates_the_fresh_initialisation_training_starts_from(tmp_path):
+    args = sine(tmp_path, '--train=False', '--test_set=True', '--num_test_tasks=5',
+                '--random_init=True')
+    execute(*args)                                  # no checkpoint needed
+    path = os.path.join(sine_dir(str(tmp_path)), 'test_ubs5_stepsize0.01_5tasks_randominit.pkl')
+    with open(path, 'rb') as f:
+        first = pickle.load(f)
+    assert first['checkpoint'] == 'seed0' and first['mses'].shape == (5, 11)
+    assert not np.allclose(first['mses'][:, 10], first['mses'][:, 0])   # the inner loop ran
+    execute(*args)
+    np.testing.assert_array_equal(pickle.load(open(path, 'rb'))['mses'], first['mses'])
+    execute(*args, '--seed=3')
+    assert not np.array_equal(pickle.load(open(path, 'rb'))['mses'], first['mses'])
+    assert os.path.exists(path[:-len('.pkl')] + '_seed0.csv')     # seed 0's result kept aside
+    # the weights evaluated are those a training run with the same seed starts from
+    run = RunConfig.from_args(args)
+    main.load_tensorflow()
+    tasks = data_generator.SinusoidTasks()
+    main.build_graph(run, tasks, 1)
+    with main.new_session(run) as sess:
+        main.restore_for_evaluation(sess, run, None)
+        evaluated = sess.run(tf.trainable_variables('model/'))
+    trainer = main.Trainer(RunConfig.from_args(sine(tmp_path / 'train')), tasks)
+    trainer.restore_or_init()
+    for a, b in zip(evaluated, trainer.sess.run(tf.trainable_variables('model/'))):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('extra', [['--train=True'], ['--train=False', '--checkpoint=x/model5']])
+def test_random_init_takes_no_training_and_no_checkpoint(tmp_path, extra):
+    with pytest.raises(UserError, match='--random_init=True evaluates a fresh initialisation'):
+        RunConfig.from_args(sine(tmp_path, '--random_init=True', *extra))

@@ -26,10 +26,17 @@ def test_smoke_reproduction_trains_evaluates_and_tabulates(tmp_path):
     assert 'not yet run' not in rows['Omniglot 5-way 5-shot (trained at K=1)']
     assert rows['Omniglot 5-way 1-shot'].split(' | ')[4] == '10'          # iterations trained
     assert 'not yet run' in rows['Omniglot 20-way 1-shot']     # never filled from the paper
+    random_init = rows['Omniglot 5-way 1-shot, random init'].split(' | ')     # after 10 steps
+    assert random_init[3:5] == ['10', '0 (random init)'] and '%' not in random_init[2]
+    assert 'MAML after 10 steps: ' in random_init[7]
     # a second run skips the finished experiments, and of one with a result lost (the
-    # 5-shot evaluation of omniglot5way) makes only that again
+    # 5-shot evaluation of omniglot5way) makes only that again; as after a fresh clone,
+    # the files' times say nothing: what each result evaluated decides
     omniglot = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
     os.remove(experiments.eval_csv(logdir, omniglot, 5, steps.SMOKE_TASKS))
+    for top, _, files in os.walk(logdir):
+        for name in files:
+            os.utime(os.path.join(top, name), (1, 1))
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -37,6 +44,7 @@ def test_smoke_reproduction_trains_evaluates_and_tabulates(tmp_path):
         'sine_maml', 'sine_maml_seed1']
     assert again.stdout.count('Nothing to train') == 1
     assert again.stdout.count('evaluation K=1 is up to date') == 1
+    assert again.stdout.count('evaluation K=1 of the random initialisation is up to date') == 1
     evaluations = [line for line in again.stdout.splitlines()
                    if line.startswith('  $ ') and '--train=False' in line]
     assert len(evaluations) == 1 and '--update_batch_size=5' in evaluations[0]
