@@ -47,8 +47,21 @@ DATASOURCES = {
     'folder': Datasource(loss='xent', train_query_shots=15, clip=10.0, flatten_features=True),
 }
 
-POSITIVE = ('meta_batch_size', 'update_batch_size', 'num_updates', 'num_classes', 'save_interval',
-            'num_filters', 'test_num_updates', 'num_test_tasks')
+MAX_STEPS = 1000   # inner steps: the graph holds one copy of the network per step
+MAX_SEED = 2 ** 31 - 1
+# Every numeric flag's allowed range, (lowest, highest or None), and the value that
+# means "not set" (None: no such value). check() reads nothing else.
+RANGES = {
+    'num_classes': (1, None, None), 'pretrain_iterations': (0, None, None),
+    'metatrain_iterations': (0, None, None), 'meta_batch_size': (1, None, None),
+    'update_batch_size': (1, None, None), 'num_updates': (1, MAX_STEPS, None),
+    'num_filters': (1, None, None), 'test_iter': (0, None, -1),
+    'train_update_batch_size': (1, None, -1), 'seed': (0, MAX_SEED, None),
+    'save_interval': (1, None, None), 'print_interval': (1, None, None),
+    'test_num_updates': (1, MAX_STEPS, None), 'num_test_tasks': (2, None, None),
+    'inter_op_threads': (0, None, None), 'intra_op_threads': (0, None, None),
+}
+POSITIVE_REALS = {'meta_lr': None, 'update_lr': None, 'train_update_lr': -1}
 # What a checkpoint must be evaluated with: the network's shape, and the test split.
 ARCHITECTURE = ('datasource', 'num_classes', 'baseline', 'norm', 'num_filters', 'conv', 'max_pool',
                 'omniglot_split', 'image_size', 'channels')
@@ -108,6 +121,17 @@ def define_flags(fv=flags.FLAGS):
             "MAML's initialisation is compared with. Results carry _randominit in their name.")
 
 
+def check_range(name, value, low, high, unset):
+    """Refuse `value` of --name outside [low, high] (high None: no limit), unless it is
+    the `unset` value, in one line naming the flag."""
+    if value is None or value == unset:
+        return
+    if value < low or (high is not None and value > high):
+        allowed = f'at least {low}' if high is None else f'between {low} and {high}'
+        unset_text = f', or {unset} for the default' if unset is not None else ''
+        raise UserError(f'--{name} must be {allowed}{unset_text} (got {value})')
+
+
 @dataclasses.dataclass
 class RunConfig:
     """One run's settings: the flags' values (their defaults live in define_flags),
@@ -154,23 +178,16 @@ class RunConfig:
         """Refuse values no run can use, in one line (a UserError) naming the flag."""
         if self.baseline == 'oracle' and self.datasource != 'sinusoid':
             raise UserError('--baseline=oracle exists for --datasource=sinusoid only')
-        at_least = dict.fromkeys(POSITIVE, 1)
-        at_least.update(pretrain_iterations=0, metatrain_iterations=0, test_iter=-1,
-                        inter_op_threads=0, intra_op_threads=0)
-        for name, low in at_least.items():
-            if getattr(self, name) < low:
-                raise UserError(f'--{name} must be at least {low} (got {getattr(self, name)})')
-        if self.print_interval is not None and self.print_interval < 1:
-            raise UserError(f'--print_interval must be at least 1 (got {self.print_interval})')
-        if self.train_update_batch_size != -1 and self.train_update_batch_size < 1:
-            raise UserError(f'--train_update_batch_size must be at least 1, or -1 for '
-                            f'--update_batch_size (got {self.train_update_batch_size})')
-        for name in ('meta_lr', 'update_lr', 'train_update_lr'):
+        for name, (low, high, unset) in RANGES.items():
+            check_range(name, getattr(self, name), low, high, unset)
+        for name, unset in POSITIVE_REALS.items():
             value = getattr(self, name)
-            if name == 'train_update_lr' and value == -1:
-                continue                 # -1: the same as --update_lr
-            if not (math.isfinite(value) and value > 0):
-                raise UserError(f'--{name} must be a positive finite number (got {value})')
+            if value != unset and not (math.isfinite(value) and value > 0):
+                also = f', or {unset} for --update_lr' if unset is not None else ''
+                raise UserError(f'--{name} must be a positive finite number{also} (got {value})')
+        if self.source.classification and self.num_classes < 2:
+            raise UserError(f'--num_classes must be at least 2 for classification '
+                            f'(got {self.num_classes})')
         if self.train and self.checkpoint:
             raise UserError('--checkpoint is for evaluation (--train=False)')
         if self.random_init and (self.train or self.checkpoint):

@@ -459,9 +459,20 @@ def trained_already(run):
     return True
 
 
+def refuse_stray_words(argv):
+    """absl leaves words that are not flags in argv: `--train False` would otherwise
+    drop the False silently and train."""
+    if len(argv) > 1:
+        stray = argv[1]
+        position = sys.argv.index(stray) if stray in sys.argv else 0
+        after = f' after {sys.argv[position - 1]}' if position > 1 else ''
+        raise UserError(f'unexpected argument {stray!r}{after}: write flags as --name=value, '
+                        f'e.g. --train=False; nothing was run')
+
+
 def main(argv):
-    del argv
     try:
+        refuse_stray_words(argv)
         execute(RunConfig.from_flags())
     except UserError as err:
         sys.exit(f'error: {err}')

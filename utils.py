@@ -323,6 +323,12 @@ def read_result(csv_path):
             raise ValueError(f'expected 3 rows of {steps} values')
     except (OSError, ValueError) as err:
         raise damaged_result(csv_path, err, csv_path) from None
+    computed = summarize_per_step(stored['mses'])
+    if not all(np.allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=True)
+               for a, b in zip(columns, computed)):
+        raise UserError(f'{csv_path} disagrees with the per-task values in '
+                        f'{os.path.basename(pkl_path)} (edited by hand?); delete both and '
+                        f'evaluate again')
     return stored, columns
 
 

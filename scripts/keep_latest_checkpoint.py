@@ -1,8 +1,9 @@
 """Keep only the latest checkpoint of each experiment folder, ready to commit.
 
 Training keeps the newest 3 checkpoints. A run committed to the repository (to resume
-in another session or to ship a finished model) needs one: this deletes the others and
-rewrites the `checkpoint` state file so that it lists only the latest, by relative name.
+elsewhere or to ship a finished model) needs one: this keeps the newest checkpoint that
+reads back whole, deletes the others and rewrites the `checkpoint` state file so that
+it lists only that one, by relative name. A folder being trained is refused.
 
     python -m scripts.keep_latest_checkpoint logs/omniglot20way/cls_20.mbs_16.ubs_1.numstep5.\
 updatelr0.1batchnorm
@@ -13,17 +14,38 @@ import re
 import sys
 
 import utils
+from utils import UserError
 
 STATE_FILE = 'checkpoint'
 MODEL_FILE = re.compile(r'^(model\d+)\.(index|meta|data-\d+-of-\d+)$')
 
 
+def readable(prefix):
+    """Whether every tensor of the checkpoint at `prefix` can be read back."""
+    import tensorflow.compat.v1 as tf
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception:        # a damaged file raises OpError, ValueError, IndexError...
+        return False
+    return True
+
+
 def keep_latest(folder):
-    """Delete every checkpoint but the newest; return (kept name, deleted file names)."""
+    """Delete every checkpoint but the newest readable one; return (kept name, deleted
+    file names). A damaged newer one is deleted too: it could not be resumed from."""
     found = utils.checkpoints_in(folder)
     if not found:
-        raise FileNotFoundError(f'no model<N> checkpoint in {folder}; nothing deleted')
-    keep = os.path.basename(found[0][1])
+        raise UserError(f'no model<N> checkpoint in {folder}; nothing deleted')
+    trainer = utils.training_in(folder)
+    if trainer:
+        raise UserError(f'process {trainer} is training {folder}; stop it first (Ctrl-C saves '
+                        f'the state), then prune. Nothing deleted')
+    keep = next((os.path.basename(p) for _, p in found if readable(p)), None)
+    if keep is None:
+        raise UserError(f'none of the {len(found)} checkpoints in {folder} is readable; '
+                        f'nothing deleted')
     deleted = sorted(name for name in os.listdir(folder)
                      if MODEL_FILE.match(name) and MODEL_FILE.match(name).group(1) != keep)
     for name in deleted:
@@ -40,7 +62,7 @@ def main(argv=None):
     for folder in args.folders:
         try:
             keep, deleted = keep_latest(folder)
-        except FileNotFoundError as e:
+        except UserError as e:
             sys.exit(f'error: {e}')
         print(f'{folder}: kept {keep}, deleted {len(deleted)} files')
 

@@ -142,6 +142,27 @@ def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage
         make_table.make_table(str(tmp_path))
 
 
+def test_a_hand_edited_result_mean_is_refused_not_printed(tmp_path):
+    from scripts import experiments, make_table
+    exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
+    path = experiments.eval_csv(str(tmp_path), exp, 1)
+    os.makedirs(os.path.dirname(path))
+    values = np.random.default_rng(0).random((600, 11))
+    utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], values,
+                             checkpoint='model10', split='test')
+    assert '| Omniglot 5-way 1-shot | 98.70 +- 0.40 |' in make_table.make_table(str(tmp_path))
+    with open(path) as f:
+        rows = f.read().splitlines()
+    means = rows[1].split(',')
+    means[3] = '0.999'                               # the step the table reports
+    with open(path, 'w') as f:
+        f.write('\n'.join([rows[0], ','.join(means), *rows[2:]]) + '\n')
+    with pytest.raises(UserError, match='disagrees with the per-task values in '
+                                        'test_ubs1_stepsize0.4.pkl'):
+        make_table.make_table(str(tmp_path))
+    assert not utils.result_complete(path)
+
+
 @pytest.mark.slow
 def test_make_table_with_a_missing_logdir_writes_nothing(tmp_path):
     readme = tmp_path / 'README.md'

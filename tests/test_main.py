@@ -70,8 +70,29 @@ def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path, capsy
     os.remove(os.path.join(folder, 'model12.index'))       # an incomplete newest one goes too
     assert keep_latest_checkpoint.keep_latest(folder) == (
         'model10', ['model12.data-00000-of-00001'])
-    with pytest.raises(FileNotFoundError, match='no model<N> checkpoint in'):
+    with pytest.raises(UserError, match='no model<N> checkpoint in'):
         keep_latest_checkpoint.keep_latest(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_pruning_keeps_the_newest_readable_checkpoint_and_leaves_a_trained_folder(tmp_path):
+    from scripts import keep_latest_checkpoint
+    execute(*sine(tmp_path, '--metatrain_iterations=12', '--save_interval=4'))
+    folder = sine_dir(str(tmp_path))
+    with open(glob.glob(os.path.join(folder, 'model12.data-*'))[0], 'r+b') as f:
+        f.truncate(10)                                  # the newest is damaged
+    with open(os.path.join(folder, 'train.lock'), 'w') as f:
+        f.write(str(os.getpid()))                       # a live process trains the folder
+    with pytest.raises(UserError, match=f'process {os.getpid()} is training'):
+        keep_latest_checkpoint.keep_latest(folder)
+    assert len(glob.glob(os.path.join(folder, 'model*.index'))) == 3
+    os.remove(os.path.join(folder, 'train.lock'))
+    keep, _ = keep_latest_checkpoint.keep_latest(folder)
+    assert keep == 'model8'
+    assert sorted(glob.glob(os.path.join(folder, 'model*'))) == [
+        os.path.join(folder, n) for n in ('model8.data-00000-of-00001', 'model8.index')]
+    execute(*sine(tmp_path, '--metatrain_iterations=12', '--save_interval=4'))   # resumes
+    assert os.path.exists(os.path.join(folder, 'model12.index'))
 
 
 @pytest.mark.slow
