@@ -78,6 +78,9 @@ def parse_args():
     unknown = sorted(set(args.configs) - set(names))
     if unknown:
         parser.error(f'unknown configuration {", ".join(unknown)}; choose from {", ".join(names)}')
+    if args.compare and not os.path.isfile(os.path.join(args.compare, 'main.py')):
+        parser.error(f'--compare {args.compare}: no main.py there (give a checkout of this '
+                     f'project)')
     if args.env and '=' not in args.env:
         parser.error(f'--env {args.env}: give NAME=VALUE')
     if args.iterations is not None and args.iterations < 1:

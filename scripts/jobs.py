@@ -109,7 +109,13 @@ class LocalRunner:
             report(i, exp.name, 'queued')
         with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
             futures = [pool.submit(self.run_one, i, exp, slots) for i, exp in enumerate(todo, 1)]
-            return [failure for f in futures if (failure := f.result())]
+            try:
+                return [failure for f in futures if (failure := f.result())]
+            except KeyboardInterrupt:    # Ctrl-C reaches this (the main) thread only
+                steps.stop_all()
+                for future in futures:
+                    future.cancel()      # the queued experiments never start
+                raise
 
     def run_one(self, job_id, exp, slots):
         gpu = slots.get()

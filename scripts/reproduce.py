@@ -46,7 +46,7 @@ def parse_args(argv=None):
                              '(default: all, e.g. 5 for the sinusoid MAML)')
     jobs.add_arguments(parser)
     args = parser.parse_args(argv)
-    selected = args.only.split(',') if args.only else names
+    selected = [n.strip() for n in args.only.split(',') if n.strip()] if args.only else names
     unknown = sorted(set(selected) - set(names))
     if unknown:
         parser.error(f'unknown experiment {", ".join(unknown)}; choose from {", ".join(names)}')

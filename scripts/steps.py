@@ -2,9 +2,12 @@
 it, or says it is done), then evaluates each K the paper reports that is not yet
 evaluated for the newest checkpoint. Shared by every kind of job (scripts/jobs.py).
 """
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import utils
@@ -13,12 +16,16 @@ from scripts import experiments
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_TASKS = 5
 RUNNING = []    # the step running now, so that a job stopped by its scheduler can stop it
+STOPPED = threading.Event()   # set on Ctrl-C: no step starts any more
 
 
 def run(cmd, log=None, env=None):
-    """Run a step, its output to `log` (an open file) or the terminal; its exit code.
-    It is polled rather than waited for, so that a signal handler (Ctrl-C, or a
-    scheduler's warning) can stop it meanwhile and wait for it to save."""
+    """Run a step, its output to `log` (an open file) or the terminal; its exit code
+    (130 without starting it once stop_all was called). It is polled rather than waited
+    for, so that a signal handler (Ctrl-C, or a scheduler's warning) can stop it
+    meanwhile and wait for it to save."""
+    if STOPPED.is_set():
+        return 130
     print('  $ ' + ' '.join(cmd), file=log or sys.stdout, flush=True)
     env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     with subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
@@ -33,6 +40,17 @@ def run(cmd, log=None, env=None):
         finally:
             RUNNING.remove(proc)
         return proc.returncode
+
+
+def stop_all():
+    """After Ctrl-C: start no further step, and ask the running ones to save and stop (a
+    terminal sends them the Ctrl-C too, a `kill -INT` of this process alone does not).
+    SIGTERM, not a second SIGINT: main.py takes a second Ctrl-C as 'stop without saving',
+    and a SIGTERM after the first as nothing new."""
+    STOPPED.set()
+    for proc in list(RUNNING):
+        with contextlib.suppress(OSError):
+            proc.send_signal(signal.SIGTERM)
 
 
 def main_command(exp, args):

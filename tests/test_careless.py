@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -336,24 +337,49 @@ def test_a_split_csv_of_another_format_is_named(tmp_path, header, message):
     assert message in one_error_line(proc) and 'val.csv' in proc.stderr
 
 
+SINE_MAML_FOLDER = 'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm'
+
+
+def wait_for_training(proc, logdir, jobs):
+    """Read the reproduction's output until an experiment trains; the lines read."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if jobs == 1 and line.startswith('Iteration'):
+            return lines
+        if jobs > 1 and f'job {jobs} ' in line and 'running' in line:
+            break
+    logs = [os.path.join(logdir, f'sine_maml{s}', 'job.log') for s in ('', '_seed1')]
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if all(os.path.exists(p) and 'Iteration' in open(p).read() for p in logs):
+            return lines
+        time.sleep(0.5)
+    raise AssertionError('no experiment started training:\n' + ''.join(lines))
+
+
 @pytest.mark.slow
-def test_ctrl_c_during_reproduce_exits_130_and_keeps_the_saved_training(tmp_path):
+@pytest.mark.parametrize('jobs', [1, 2])
+def test_ctrl_c_during_reproduce_stops_it_and_keeps_the_saved_training(tmp_path, jobs):
+    """One Ctrl-C: the running experiments save and stop, the queued ones never start."""
     cmd = [sys.executable, '-m', 'scripts.reproduce', '--smoke', '--logdir', str(tmp_path),
-           '--only', 'sine_maml', '--seeds', '1', '--smoke_iterations', '5000']
+           '--only', 'sine_maml', '--seeds', '3', '--smoke_iterations', '50000',
+           '--jobs', str(jobs)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True, preexec_fn=with_ctrl_c)
-    for line in proc.stdout:
-        if line.startswith('Iteration'):
-            break
+    before = ''.join(wait_for_training(proc, str(tmp_path), jobs))
     os.killpg(proc.pid, signal.SIGINT)        # Ctrl-C reaches the whole process group
-    out = proc.communicate(timeout=120)[0]
+    out = before + proc.communicate(timeout=180)[0]
     assert proc.returncode == 130, out
-    saved = int(re.search(r'Saved after iteration (\d+)', out).group(1))
     assert out.rstrip().endswith('interrupted: finished steps are kept; run the same command '
                                  'to go on')
-    folder = os.path.join(str(tmp_path), 'sine_maml',
-                          'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm')
-    assert utils.checkpoints_in(folder)[0][0] == saved
+    assert f'job {jobs + 1} sine_maml_seed{jobs}: running' not in out       # never started
+    assert not os.path.exists(os.path.join(str(tmp_path), f'sine_maml_seed{jobs}'))
+    for name in ['sine_maml', 'sine_maml_seed1'][:jobs]:
+        folder = os.path.join(str(tmp_path), name, SINE_MAML_FOLDER)   # the same for each seed
+        log = out if jobs == 1 else open(os.path.join(str(tmp_path), name, 'job.log')).read()
+        saved = int(re.search(r'Saved after iteration (\d+)', log).group(1))
+        assert utils.checkpoints_in(folder)[0][0] == saved < 50000
 
 
 @pytest.mark.slow
