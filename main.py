@@ -12,6 +12,7 @@ Usage:
 """
 import contextlib
 import glob
+import json
 import os
 import signal
 import sys
@@ -323,12 +324,34 @@ def find_checkpoint(run):
     else:
         found = utils.checkpoints_in(run.exp_dir)
         if not found:
-            raise UserError(f'no checkpoint in {run.exp_dir}: train first (same flags, '
-                            f'--train=True), or give --checkpoint=PATH')
+            raise UserError(f'no checkpoint in {run.exp_dir}: {missing_checkpoint_hint(run)}')
         path = found[0][1]
     if not tf.train.checkpoint_exists(path):
         raise UserError(f'checkpoint {path} not found')
     return path
+
+
+def missing_checkpoint_hint(run):
+    """What to do when the experiment folder has no checkpoint: name the flags that find a
+    run of the same logdir trained with another K or alpha, else say to train first."""
+    ours = json.loads(json.dumps(run.training_settings()))
+    other_k_or_alpha = ('update_batch_size', 'update_lr')
+    try:
+        names = sorted(os.listdir(run.logdir))
+    except OSError:
+        names = []
+    for name in names:
+        folder = os.path.join(run.logdir, name)
+        stored = utils.read_settings(folder) if os.path.isdir(folder) else None
+        if not stored or not utils.checkpoints_in(folder):
+            continue
+        if all(stored.get(k) == ours.get(k) for k in set(stored) | set(ours)
+               if k not in other_k_or_alpha):
+            flags = [f'--train_{k}={stored[k]}' for k in other_k_or_alpha
+                     if stored.get(k) != ours.get(k)]
+            return (f'{folder} holds this run trained with other settings: evaluate it with '
+                    f'{" ".join(flags)} (K and alpha of training)')
+    return 'train first (same flags, --train=True), or give --checkpoint=PATH'
 
 
 def check_fits(run, checkpoint):
@@ -343,15 +366,34 @@ def check_fits(run, checkpoint):
 
 def restore_for_evaluation(sess, run, checkpoint):
     """Restore `checkpoint`, or without one (--random_init) initialise the network afresh,
-    seeded by --seed; what was evaluated, as the result files name it."""
+    seeded by --seed; (what was evaluated as the result files name it, and as printed).
+    The newest checkpoint of a folder still being trained may be pruned before it is
+    restored: then the newest one now is taken."""
     if checkpoint is None:
         sess.run(tf.variables_initializer(maml.model_variables()))
-        return utils.random_init_label(run.seed)
-    try:
-        maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
-    except tf.errors.OpError as err:
-        raise UserError(f'checkpoint {checkpoint} is unreadable ({first_line(err)})') from None
-    return os.path.basename(checkpoint)
+        return utils.random_init_label(run.seed), f'a random initialisation (seed {run.seed})'
+    chosen_for_us = not run.checkpoint and run.test_iter < 0
+    while True:
+        try:
+            maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
+            return os.path.basename(checkpoint), checkpoint
+        except tf.errors.OpError as err:
+            if chosen_for_us and not tf.train.checkpoint_exists(checkpoint):
+                checkpoint = find_checkpoint(run)     # pruned meanwhile
+                continue
+            raise UserError(f'checkpoint {checkpoint} is unreadable ({first_line(err)})'
+                            f'{earlier_checkpoint_hint(checkpoint)}') from None
+
+
+def earlier_checkpoint_hint(checkpoint):
+    """How to evaluate the checkpoint before a damaged one, when there is one."""
+    iteration = utils.checkpoint_iteration(os.path.basename(checkpoint))
+    earlier = [(n, p) for n, p in utils.checkpoints_in(os.path.dirname(checkpoint) or '.')
+               if iteration is not None and n < iteration]
+    if not earlier:
+        return ''
+    return (f'; evaluate the one before with --test_iter={earlier[0][0]} (or '
+            f'--checkpoint={earlier[0][1]})')
 
 
 def evaluate(run):
@@ -363,8 +405,7 @@ def evaluate(run):
     tasks = load_tasks(run, [run.eval_split], training=False)
     graph = build_graph(run, tasks, run.test_num_updates)
     sess = new_session(run)
-    label = restore_for_evaluation(sess, run, checkpoint)
-    what = checkpoint or f'a random initialisation (seed {run.seed})'
+    label, what = restore_for_evaluation(sess, run, checkpoint)
     stop = StopRequest()
     print(f'Evaluating {what} on {run.num_test_tasks} {run.eval_split} tasks, '
           f'K={run.update_batch_size}, alpha={run.update_lr}, {run.test_num_updates} steps',

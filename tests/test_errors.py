@@ -187,6 +187,21 @@ def test_checkpoint_given_as_folder_file_or_damaged(tmp_path):
         f.truncate(10)
     with pytest.raises(UserError, match='model4 is unreadable'):
         execute(*evaluate, f'--checkpoint={folder}/model4')
+    with pytest.raises(UserError, match=r'model4 is unreadable .*; evaluate the one before with '
+                                        r'--test_iter=2 \(or --checkpoint=.*model2\)'):
+        execute(*evaluate)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_pruned_by_training_before_its_restore_gives_way_to_the_newest(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=4', '--save_interval=2'))
+    folder = sine_dir(str(tmp_path))
+    run = RunConfig.from_args(sine(tmp_path, '--train=False'))
+    main.load_tensorflow()
+    main.build_graph(run, data_generator.SinusoidTasks(), 1)
+    with main.new_session(run) as sess:     # model6 was the newest when chosen, then pruned
+        label, _ = main.restore_for_evaluation(sess, run, os.path.join(folder, 'model6'))
+    assert label == 'model4'
 
 
 @pytest.fixture
@@ -280,3 +295,14 @@ def test_the_table_never_labels_a_result_with_the_wrong_task_count(tmp_path):
     row = next(line for line in make_table.make_table(str(tmp_path)).splitlines()
                if line.startswith('| Omniglot 5-way 1-shot |'))
     assert 'not a 600-task test result' in row and '90.00' not in row
+
+
+@pytest.mark.slow
+def test_evaluating_at_another_k_without_the_training_k_names_the_flag(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=2'))              # trained at K=5
+    with pytest.raises(UserError, match=r'holds this run trained with other settings: evaluate '
+                                        r'it with --train_update_batch_size=5 '):
+        execute(*sine(tmp_path, '--metatrain_iterations=2', '--train=False',
+                      '--update_batch_size=10'))
+    with pytest.raises(UserError, match='train first'):            # another network: no hint
+        execute(*sine(tmp_path, '--train=False', '--update_batch_size=10', '--meta_lr=0.1'))
