@@ -184,7 +184,7 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
         raise UserError(f'Omniglot data not found in {folder}; prepare it with '
                         f'`python data/prepare_omniglot.py --source DIR` (or without --source '
                         f'to download)')
-    check_prepared(folder, 'data/prepare_omniglot.py')
+    check_prepared(folder, 'data/prepare_omniglot.py', 'omniglot')
     characters = [os.path.join(folder, alphabet, char) for alphabet in sorted_dirs(folder)
                   for char in sorted_dirs(os.path.join(folder, alphabet))]
     num_train, num_val = split_sizes
@@ -197,13 +197,50 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
             'test': characters[num_train + num_val:]}
 
 
-def check_prepared(folder, script):
-    """Refuse data that differs from what its preparation script verified and recorded."""
+# The full data sets' structure: (depth of the class folders, classes, images per class,
+# image suffix). Data made by other scripts (the original's) has no record; it is used
+# when its structure is this.
+FULL_STRUCTURE = {
+    'omniglot': (2, 1623, 20, '.png'),
+    'miniimagenet/train': (1, 64, 600, '.jpg'),
+    'miniimagenet/val': (1, 16, 600, '.jpg'),
+    'miniimagenet/test': (1, 20, 600, '.jpg'),
+}
+
+
+def structure_difference(folder, depth, classes, per_class, suffix):
+    """How `folder` differs from a full set of `classes` class folders `depth` levels down
+    holding `per_class` images each (None when it does not)."""
+    found = [folder]
+    for _ in range(depth):
+        found = [os.path.join(f, d) for f in found for d in sorted_dirs(f)]
+    if len(found) != classes:
+        return f'{len(found)} class folders, not {classes}'
+    for class_folder in found:
+        count = sum(n.lower().endswith(suffix) for n in os.listdir(class_folder))
+        if count != per_class:
+            return f'{class_folder} holds {count} {suffix} images, not {per_class}'
+    return None
+
+
+def check_prepared(folder, script, full_set=None):
+    """Refuse data that differs from what its preparation script verified and recorded.
+    Data without a record (made by other scripts) whose structure is the full data set's
+    (FULL_STRUCTURE[full_set]) is used as it is, saying so."""
     try:
         differ = prepared.differences(folder)
     except prepared.RecordError as err:
-        raise UserError(f'{err}, so it cannot be checked: move it away and prepare the data '
-                        f'with `python {script} --source DIR`') from None
+        structure = FULL_STRUCTURE.get(full_set)
+        unlike = structure_difference(folder, *structure) if structure else 'no full set known'
+        if unlike:
+            also = f', and it is not the full data set either ({unlike})' if structure else ''
+            raise UserError(f'{err}, so it cannot be checked{also}: move it away and prepare '
+                            f'the data with `python {script} --source DIR`') from None
+        _, classes, per_class, suffix = structure
+        print(f'Note: {folder} has no {prepared.RECORD} record (made by other scripts?); it has '
+              f"the full set's structure ({classes} classes of {per_class} {suffix} images), "
+              f'so it is used as it is', flush=True)
+        return
     if differ:
         raise UserError(f'{folder} is not what {script} prepared: {"; ".join(differ)}. '
                         f'Run `python {script} --source DIR` again')
@@ -223,7 +260,7 @@ def load_miniimagenet(data_root, splits):
         if not os.path.isdir(folder) or not sorted_dirs(folder):
             raise UserError(f'miniImagenet {split} images not found in {folder}; prepare them with '
                             f'`python data/prepare_miniimagenet.py --source DIR`')
-        check_prepared(folder, 'data/prepare_miniimagenet.py')
+        check_prepared(folder, 'data/prepare_miniimagenet.py', f'miniimagenet/{split}')
         images[split] = stack_classes(
             [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', size)
              for c in sorted_dirs(folder)],

@@ -2,6 +2,7 @@
 and none destroys a checkpoint or a result."""
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -306,3 +307,22 @@ def test_evaluating_at_another_k_without_the_training_k_names_the_flag(tmp_path)
                       '--update_batch_size=10'))
     with pytest.raises(UserError, match='train first'):            # another network: no hint
         execute(*sine(tmp_path, '--train=False', '--update_batch_size=10', '--meta_lr=0.1'))
+
+
+def test_data_made_by_other_scripts_is_used_when_it_is_the_full_set(omniglot, monkeypatch,
+                                                                      capsys):
+    """The original's own scripts leave no record: such a tree is used when its structure
+    is the full set's (here a small 'full set' of 20 characters of 20 drawings)."""
+    monkeypatch.setitem(data_generator.FULL_STRUCTURE, 'omniglot', (2, 20, 20, '.png'))
+    root, _ = omniglot
+    folder = os.path.join(root, 'omniglot_resized')
+    os.remove(os.path.join(folder, prepared.RECORD))
+    assert load(root)['train'].shape[:2] == (5, 20)
+    assert 'has no .prepared record (made by other scripts?)' in capsys.readouterr().out
+    os.remove(glob.glob(os.path.join(folder, 'Alphabet_1', 'character03', '*.png'))[0])
+    with pytest.raises(UserError, match=r'not the full data set either \(.*character03 holds 19 '
+                                        r'.png images, not 20\)'):
+        load(root)
+    shutil.rmtree(os.path.join(folder, 'Alphabet_1', 'character03'))
+    with pytest.raises(UserError, match=r'19 class folders, not 20'):
+        load(root)
