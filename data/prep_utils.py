@@ -1,5 +1,6 @@
 """Pieces shared by the data preparation scripts: finding or downloading a source
 file, writing the output folder atomically, progress lines, one-line errors."""
+import argparse
 import os
 import shutil
 import sys
@@ -14,12 +15,22 @@ class PrepError(Exception):
     """Printed as one line by `run`."""
 
 
+def folder_argument(text):
+    """argparse type of --dest and --source: a folder's path, not an empty string."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError('must name a folder (got an empty string)')
+    return text
+
+
 def run(main):
     """Call main(); turn PrepError and Ctrl-C into a one-line message and exit code."""
     try:
         main()
     except (PrepError, utils.UserError) as err:
         sys.exit(f'error: {err}')
+    except OSError as err:       # a read-only or full disk, a folder that vanished...
+        sys.exit(f'error: cannot write or read {err.filename or "a file"} ({err.strerror or err}); '
+                 f'nothing was marked as prepared')
     except KeyboardInterrupt:
         sys.exit('interrupted: nothing was marked as prepared; run again to start over')
 

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
 from data import images
-from data.prep_utils import AtomicFolder, PrepError, Progress, run
+from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, run
 
 SPLITS = ('train', 'val', 'test')
 COPIED_FORMATS = {'JPEG': ('.jpg', '.jpeg'), 'PNG': ('.png',)}
@@ -28,9 +28,10 @@ COPIED_FORMATS = {'JPEG': ('.jpg', '.jpeg'), 'PNG': ('.png',)}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--source', required=True,
+    parser.add_argument('--source', type=folder_argument, required=True,
                         help='folder of class folders, or of train/, val/, test/ holding them')
-    parser.add_argument('--dest', required=True, help='output folder (give it as --data_dir)')
+    parser.add_argument('--dest', type=folder_argument, required=True,
+                        help='output folder (give it as --data_dir)')
     parser.add_argument('--image_size', type=int, default=84, help='side N of the N x N images')
     parser.add_argument('--split', default='64,16,20',
                         help='train,val,test proportions of the classes when SRC has no split '

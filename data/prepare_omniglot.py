@@ -18,7 +18,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
 from data import prepared
-from data.prep_utils import AtomicFolder, PrepError, Progress, locate, run
+from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, locate, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZIPS = ('images_background.zip', 'images_evaluation.zip')
@@ -29,9 +29,10 @@ NUM_CHARACTERS, NUM_IMAGES = 1623, 32460
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--source',
+    parser.add_argument('--source', type=folder_argument,
                         help='folder holding images_background.zip and images_evaluation.zip')
-    parser.add_argument('--dest', default=os.path.join(HERE, 'omniglot_resized'),
+    parser.add_argument('--dest', type=folder_argument,
+                        default=os.path.join(HERE, 'omniglot_resized'),
                         help='output folder')
     parser.add_argument('--download_dir', default=os.path.join(HERE, 'downloads'))
     hidden = argparse.SUPPRESS      # for tests and the smoke reproduction on tiny data

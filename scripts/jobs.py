@@ -232,7 +232,13 @@ class SlurmRunner:
         return executor
 
     def submit(self, submitit, exp):
-        job = self.executor(submitit, exp).submit(ExperimentJob(exp, self.args))
+        try:
+            job = self.executor(submitit, exp).submit(ExperimentJob(exp, self.args))
+        except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError) as err:
+            said = [line for line in str(err).splitlines() if 'error' in line.lower()]
+            raise UserError(f'sbatch refused the job of {exp.name}: '
+                            f'{(said or [str(err)])[-1].strip()} (check --partition, '
+                            f'--gpus_per_job, --cpus_per_job and --sbatch)') from None
         path = self.record_path(exp)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, 'w') as f:

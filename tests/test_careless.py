@@ -257,6 +257,43 @@ def small_disk(tmp_path):
     subprocess.run(['umount', str(folder)], check=True)
 
 
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A real read-only file system (tmpfs mounted ro) for the test; needs root."""
+    folder = tmp_path / 'read_only'
+    folder.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f'cannot mount a read-only tmpfs here ({mounted.stderr.strip()}); run as root')
+    yield folder
+    subprocess.run(['umount', str(folder)], check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('command', [
+    'data/prepare_omniglot.py --source SRC --dest RO/omniglot_resized',
+    'data/prepare_miniimagenet.py --source SRC --dest RO/miniImagenet',
+    'data/prepare_folder.py --source SRC --dest RO/mine',
+    '-m scripts.reproduce --smoke --only sine_oracle --logdir RO/logs',
+])
+def test_a_read_only_destination_is_one_line(tmp_path, read_only_disk, command):
+    source = tmp_path / 'src'
+    synthetic.omniglot_zips(str(synthetic.class_folders(str(source), classes=4, per_class=2)))
+    synthetic.miniimagenet_source(str(source), splits=('val',))
+    proc = run_script(command.replace('SRC', str(source)).replace('RO', str(read_only_disk)))
+    line = one_error_line(proc)
+    assert str(read_only_disk) in line and 'Read-only file system' in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script', ['prepare_omniglot.py', 'prepare_miniimagenet.py',
+                                    'prepare_folder.py'])
+def test_an_empty_dest_is_refused(tmp_path, script):
+    proc = run_script(f'data/{script}', '--source', str(tmp_path), '--dest', '')
+    assert proc.returncode == 2 and 'argument --dest: must name a folder' in proc.stderr
+
+
 def fill(folder, leave):
     """Fill the file system holding `folder` but for `leave` bytes; returns the filler's path."""
     path = os.path.join(folder, 'filler')
