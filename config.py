@@ -114,11 +114,21 @@ def define_flags(fv=flags.FLAGS):
     integer('num_test_tasks', 600, 'Tasks in an evaluation.')
     flags.DEFINE_list('omniglot_split', ['1100', '100'], 'Omniglot characters for meta-train '
                       'and validation; the rest is test.', flag_values=fv)
-    integer('inter_op_threads', 2, 'TensorFlow inter-op threads (0: TensorFlow decides).')
-    integer('intra_op_threads', 1, 'TensorFlow intra-op threads (0: TensorFlow decides).')
+    integer('inter_op_threads', None, 'TensorFlow inter-op threads (default: the cores this '
+            'process may use; 0: TensorFlow decides).')
+    integer('intra_op_threads', None, 'TensorFlow intra-op threads (default: half the cores '
+            'this process may use, at least 1; 0: TensorFlow decides).')
     boolean('random_init', False, "Evaluate the network's fresh initialisation (seeded by "
             '--seed) instead of a checkpoint, adapted by the same inner loop: the baseline '
             "MAML's initialisation is compared with. Results carry _randominit in their name.")
+
+
+def available_cores():
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:       # not on Linux
+        return os.cpu_count() or 1
 
 
 def check_range(name, value, low, high, unset):
@@ -209,6 +219,17 @@ class RunConfig:
         define_flags(fv)
         fv(['main.py', *args])
         return cls.from_flags(fv)
+
+    @property
+    def threads(self):
+        """(inter-op, intra-op) threads: the flags, or defaults that follow the cores this
+        process may use (its CPU affinity, as taskset or a scheduler sets it). One core per
+        task of the meta-batch, which map_fn runs side by side, and half as many for the
+        work inside an op: on 2 cores 2 and 1, the measured best there."""
+        cores = available_cores()
+        inter = cores if self.inter_op_threads is None else self.inter_op_threads
+        intra = max(1, cores // 2) if self.intra_op_threads is None else self.intra_op_threads
+        return inter, intra
 
     @property
     def source(self):

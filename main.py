@@ -79,8 +79,9 @@ def load_tasks(run, splits, training):
 
 
 def new_session(run):
-    return tf.Session(config=tf.ConfigProto(inter_op_parallelism_threads=run.inter_op_threads,
-                                            intra_op_parallelism_threads=run.intra_op_threads))
+    inter, intra = run.threads
+    return tf.Session(config=tf.ConfigProto(inter_op_parallelism_threads=inter,
+                                            intra_op_parallelism_threads=intra))
 
 
 def build_graph(run, tasks, num_steps):

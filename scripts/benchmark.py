@@ -10,6 +10,7 @@ graph's warm-up); the peak memory is the process's maximum resident set.
   python -m scripts.benchmark all --compare ../other-checkout   # that main.py too, side by side
   python -m scripts.benchmark all --env TF_ENABLE_ONEDNN_OPTS=0   # this main.py with that set too
   python -m scripts.benchmark sine_maml --iterations 50   # a quicker, rougher look
+  python -m scripts.benchmark omniglot5way --cpus 0 --cpus 0,1   # on core 0, then on 0 and 1
 """
 import argparse
 import os
@@ -40,7 +41,7 @@ def make_data(root, datasources):
         synthetic.miniimagenet_tree(root, classes=(10, 5, 5), per_class=20)
 
 
-def benchmark(name, exp, data_dir, main_py, extra_env, interval=None):
+def benchmark(name, exp, data_dir, main_py, extra_env, interval=None, cpus=None):
     interval = interval or INTERVALS[exp.datasource]
     with tempfile.TemporaryDirectory() as logdir:
         args = [sys.executable, main_py, *exp.train_flags, *exp.iteration_flags(3 * interval),
@@ -49,8 +50,9 @@ def benchmark(name, exp, data_dir, main_py, extra_env, interval=None):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **extra_env)
         # one pipe for both streams (reading two in turn can deadlock); wait4 gives the
         # child's own peak memory
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, cwd=os.path.dirname(main_py))
+                                env=env, cwd=os.path.dirname(main_py), preexec_fn=pin)
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status):
@@ -73,6 +75,9 @@ def parse_args():
                         help='iterations per progress line (default: '
                              + ', '.join(f'{k} {v}' for k, v in INTERVALS.items())
                              + '); fewer time faster and less exactly')
+    parser.add_argument('--cpus', action='append', type=cpu_set, metavar='LIST',
+                        help='run every variant on these cores only, e.g. 0 or 0,1 (repeatable: '
+                             'each set a column of its own)')
     args = parser.parse_args()
     args.configs = names if args.configs == ['all'] else args.configs
     unknown = sorted(set(args.configs) - set(names))
@@ -88,16 +93,33 @@ def parse_args():
     return args
 
 
+def cpu_set(text):
+    """--cpus LIST: a set of core numbers this machine lets the process use."""
+    try:
+        cpus = {int(c) for c in text.split(',')}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'takes core numbers such as 0,1 (got {text!r})') from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise argparse.ArgumentTypeError(f'{text}: this process may use cores '
+                                         f'{",".join(map(str, sorted(allowed)))}')
+    return cpus
+
+
 def variants(args):
-    """label -> (main.py, extra environment); the one to compare with comes first."""
+    """label -> (main.py, extra environment, cores or None); the one to compare with comes
+    first, and 'this' on all cores (or the last --cpus) last."""
     this = os.path.join(ROOT, 'main.py')
     chosen = {}
-    if args.compare:
-        chosen['other'] = (os.path.join(os.path.abspath(args.compare), 'main.py'), {})
-    if args.env:
-        name, value = args.env.split('=', 1)
-        chosen[args.env] = (this, {name: value})
-    chosen['this'] = (this, {})
+    for cpus in args.cpus or [None]:
+        where = f' cpus {",".join(map(str, sorted(cpus)))}' if cpus else ''
+        if args.compare:
+            chosen['other' + where] = (os.path.join(os.path.abspath(args.compare), 'main.py'),
+                                       {}, cpus)
+        if args.env:
+            name, value = args.env.split('=', 1)
+            chosen[args.env + where] = (this, {name: value}, cpus)
+        chosen['this' + where] = (this, {}, cpus)
     return chosen
 
 
@@ -105,15 +127,15 @@ def main():
     args = parse_args()
     runs = variants(args)
     header = ' | '.join(f'{k} s/it | {k} peak MB' for k in runs)
-    ratio_header = ' | '.join(f'{k} / this' for k in list(runs)[:-1])
+    ratio_header = ' | '.join(f'{k} / {list(runs)[-1]}' for k in list(runs)[:-1])
     ratio = f' {ratio_header} |' if ratio_header else ''
     print(f'| configuration | {header} |{ratio}', flush=True)
     chosen = configurations()
     with tempfile.TemporaryDirectory() as data_dir:
         make_data(data_dir, {chosen[name].datasource for name in args.configs})
         for name in args.configs:
-            results = [benchmark(name, chosen[name], data_dir, path, env, args.iterations)
-                       for path, env in runs.values()]
+            results = [benchmark(name, chosen[name], data_dir, path, env, args.iterations, cpus)
+                       for path, env, cpus in runs.values()]
             cells = ' | '.join(f'{s:.3f} | {m:.0f}' for s, m in results)
             ratios = ''.join(f' {s / results[-1][0]:.2f}x |' for s, _ in results[:-1])
             print(f'| {name} | {cells} |{ratios}', flush=True)

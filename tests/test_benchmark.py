@@ -1,4 +1,5 @@
 """The speed benchmark: main.py timed on synthetic data, side by side with a variant."""
+import os
 
 import pytest
 
@@ -32,3 +33,47 @@ def test_benchmark_rejects_an_unknown_configuration_and_a_bad_env():
     assert bad_env.returncode == 2 and 'give NAME=VALUE' in bad_env.stderr
     no_lines = benchmark('sine_maml', '--iterations', '0')
     assert no_lines.returncode == 2 and '--iterations must be at least 1' in no_lines.stderr
+
+
+@pytest.mark.slow
+def test_benchmark_pins_each_variant_to_the_cores_given():
+    proc = benchmark('sine_maml', '--cpus', '0', '--cpus', '0,1', '--iterations', '50')
+    if len(os.sched_getaffinity(0)) < 2:
+        assert proc.returncode == 2 and 'this process may use cores' in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header = proc.stdout.strip().splitlines()[0]
+    assert header.startswith('| configuration | this cpus 0 s/it | this cpus 0 peak MB | '
+                             'this cpus 0,1 s/it |')
+    assert header.endswith('| this cpus 0 / this cpus 0,1 |')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('args, message', [
+    (['--cpus', '99'], 'this process may use cores'),
+    (['--cpus', 'a'], 'takes core numbers such as 0,1'),
+    (['--compare', '/nonexistent'], '--compare /nonexistent: no main.py there'),
+])
+def test_benchmark_refuses_cores_and_checkouts_it_cannot_use(args, message):
+    proc = benchmark('sine_maml', *args)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_thread_defaults_follow_the_cores_the_process_may_use(tmp_path):
+    from config import RunConfig
+    allowed = os.sched_getaffinity(0)
+    run = RunConfig.from_args(['--logdir', str(tmp_path)])
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert run.threads == (1, 1)
+        if len(allowed) >= 2:
+            os.sched_setaffinity(0, set(sorted(allowed)[:2]))
+            assert run.threads == (2, 1)              # what 2 cores always had
+        if len(allowed) >= 4:
+            os.sched_setaffinity(0, set(sorted(allowed)[:4]))
+            assert run.threads == (4, 2)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    pinned = RunConfig.from_args(['--logdir', str(tmp_path), '--inter_op_threads=3',
+                                  '--intra_op_threads=0'])
+    assert pinned.threads == (3, 0)
