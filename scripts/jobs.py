@@ -16,6 +16,8 @@ import queue
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 
 from scripts import steps
@@ -232,13 +234,18 @@ class SlurmRunner:
         return executor
 
     def submit(self, submitit, exp):
-        try:
-            job = self.executor(submitit, exp).submit(ExperimentJob(exp, self.args))
-        except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError) as err:
-            said = [line for line in str(err).splitlines() if 'error' in line.lower()]
-            raise UserError(f'sbatch refused the job of {exp.name}: '
-                            f'{(said or [str(err)])[-1].strip()} (check --partition, '
-                            f'--gpus_per_job, --cpus_per_job and --sbatch)') from None
+        with stderr_captured() as captured:
+            try:
+                job = self.executor(submitit, exp).submit(ExperimentJob(exp, self.args))
+                failure = None
+            except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError) as err:
+                failure = str(err)
+        said = [line.strip() for line in (captured.text() + '\n' + (failure or '')).splitlines()
+                if 'error' in line.lower()]
+        if failure is not None:
+            raise UserError(f'sbatch refused the job of {exp.name}: {(said or [failure])[-1]} '
+                            f'(check --partition, --gpus_per_job, --cpus_per_job and --sbatch)')
+        sys.stderr.write(captured.text())
         path = self.record_path(exp)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, 'w') as f:
@@ -275,6 +282,31 @@ class SlurmRunner:
             else:
                 found[job_id] = 'done' if job_succeeded(job) else 'failed'
         return found
+
+
+class stderr_captured:
+    """File descriptor 2 into a temporary file meanwhile, so that what a command such as
+    sbatch writes there can become part of a one-line error; .text(), once out of the
+    with block, is what was written."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.file = tempfile.TemporaryFile(mode='w+')
+        self.saved = os.dup(2)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.file.seek(0)
+        self.captured = self.file.read()
+        self.file.close()
+        return False
+
+    def text(self):
+        return self.captured
 
 
 def changes(previous, state, restarted):

@@ -203,3 +203,17 @@ def test_interrupting_the_command_leaves_the_jobs_and_the_same_command_follows_t
         'done (finished earlier)' in again.stdout
     assert 'Finished: 2000 iterations' in open(
         glob.glob(str(tmp_path / 'slurm' / job / f'{job}_0_log.out'))[0]).read()
+
+
+@pytest.mark.slow
+@needs_slurm
+@pytest.mark.parametrize('args, said', [
+    (['--partition', 'nosuch'], 'Invalid partition name specified'),
+    (['--gpus_per_job', '3'], 'Invalid generic resource (gres) specification'),
+])
+def test_a_job_sbatch_refuses_is_one_line_naming_why(tmp_path, args, said):
+    proc = reproduce(tmp_path, '--only', 'sine_oracle', *SLURM, *args)   # the last --gpus wins
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith('error: sbatch refused the job of sine_oracle: ')
+    assert said in lines[0]
