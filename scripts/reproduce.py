@@ -25,8 +25,11 @@ from utils import UserError
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    names = [e.name for e in experiments.experiments()]
-    parser.add_argument('--only', help='comma-separated subset of: ' + ', '.join(names))
+    every = experiments.experiments()
+    names = [e.name for e in every]
+    parser.add_argument('--only', help='comma-separated subset of: ' + ', '.join(names)
+                        + ' (default: all but the optional ' + ', '.join(
+                            e.name for e in every if e.optional) + ')')
     parser.add_argument('--logdir', default=None, help='default: logs (smoke: logs/smoke)')
     parser.add_argument('--data_dir', default=os.path.join(ROOT, 'data'))
     parser.add_argument('--omniglot_source',
@@ -46,7 +49,8 @@ def parse_args(argv=None):
                              '(default: all, e.g. 5 for the sinusoid MAML)')
     jobs.add_arguments(parser)
     args = parser.parse_args(argv)
-    selected = [n.strip() for n in args.only.split(',') if n.strip()] if args.only else names
+    selected = ([n.strip() for n in args.only.split(',') if n.strip()] if args.only
+                else [e.name for e in every if not e.optional])
     unknown = sorted(set(selected) - set(names))
     if unknown:
         parser.error(f'unknown experiment {", ".join(unknown)}; choose from {", ".join(names)}')

@@ -49,3 +49,12 @@ def test_smoke_reproduction_trains_evaluates_and_tabulates(tmp_path):
                    if line.startswith('  $ ') and '--train=False' in line]
     assert len(evaluations) == 1 and '--update_batch_size=5' in evaluations[0]
     assert os.path.exists(experiments.eval_csv(logdir, omniglot, 5, steps.SMOKE_TASKS))
+
+
+def test_optional_experiments_run_only_when_named_and_only_tolerates_spaces():
+    from scripts import reproduce
+    every = reproduce.parse_args([]).selected
+    assert 'miniimagenet5shot_fo_mbs4' not in every and 'miniimagenet5shot_fo' in every
+    assert len(every) == len(experiments.experiments()) - 1
+    named = reproduce.parse_args(['--only', 'miniimagenet5shot_fo_mbs4, sine_oracle,']).selected
+    assert named == ['miniimagenet5shot_fo_mbs4', 'sine_oracle']
