@@ -244,30 +244,27 @@ def test_a_damaged_prepared_image_is_named_and_rebuilt(tmp_path, damage):
 
 
 # ------------------------------------------------------- full disk, Ctrl-C
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 1 MB file system (tmpfs), mounted for the test; needs root."""
-    folder = tmp_path / 'disk'
+def mounted_tmpfs(folder, options, what):
+    """A real tmpfs mounted at `folder` with `options` while the test runs; needs root."""
     folder.mkdir()
-    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(folder)],
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(folder)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f'cannot mount a small tmpfs here ({mounted.stderr.strip()}); run as root')
+        pytest.skip(f'cannot mount {what} here ({mounted.stderr.strip()}); run as root')
     yield folder
     subprocess.run(['umount', str(folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system."""
+    yield from mounted_tmpfs(tmp_path / 'disk', 'size=1m', 'a small tmpfs')
 
 
 @pytest.fixture
 def read_only_disk(tmp_path):
-    """A real read-only file system (tmpfs mounted ro) for the test; needs root."""
-    folder = tmp_path / 'read_only'
-    folder.mkdir()
-    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f'cannot mount a read-only tmpfs here ({mounted.stderr.strip()}); run as root')
-    yield folder
-    subprocess.run(['umount', str(folder)], check=True)
+    """A real read-only file system."""
+    yield from mounted_tmpfs(tmp_path / 'read_only', 'ro,size=1m', 'a read-only tmpfs')
 
 
 @pytest.mark.slow
