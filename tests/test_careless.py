@@ -433,3 +433,66 @@ def test_the_tools_end_a_user_error_in_one_line(tmp_path, command, message):
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
     if main.NO_GPU_DRIVER and not message.startswith('argument'):   # argparse shows usage too
         assert len(lines) == 1, proc.stderr      # TensorFlow's start-up lines kept out
+
+
+# ------------------------------------------------------- third round
+@pytest.mark.slow
+def test_a_fresh_clones_finished_runs_are_not_evaluated_again(tmp_path):
+    """A clone gives every file the same time: the shipped sine_oracle run (checkpoint and
+    result) is finished by what its result evaluated, so nothing runs or is overwritten."""
+    shutil.copytree(os.path.join(ROOT, 'logs', 'sine_oracle'), tmp_path / 'sine_oracle')
+    files = sorted(glob.glob(str(tmp_path / 'sine_oracle' / '**' / '*'), recursive=True))
+    for path in files:
+        os.utime(path, (1000, 1000))
+    before = {p: open(p, 'rb').read() for p in files if os.path.isfile(p)}
+    proc = run_script('-m scripts.reproduce', '--only', 'sine_oracle', '--logdir', str(tmp_path),
+                      '--data_dir', str(tmp_path / 'no_data'))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'job - sine_oracle: done (finished earlier)' in proc.stdout
+    assert '$ ' not in proc.stdout                          # no main.py step ran
+    assert {p: open(p, 'rb').read() for p in before} == before
+
+
+@pytest.mark.slow
+def test_rerunning_prepare_omniglot_keeps_added_files_and_one_preparation_at_a_time(tmp_path):
+    source = synthetic.omniglot_zips(str(tmp_path))
+    dest = tmp_path / 'omniglot_resized'
+    args = ['--source', source, '--dest', str(dest), '--expect_characters=9',
+            '--expect_images=36']
+    assert run_script('data/prepare_omniglot.py', *args).returncode == 0
+    os.remove(next(dest.glob('*/character01/*.png')))         # damaged: it is rebuilt...
+    (dest / 'my_notes.txt').write_text('mine')                 # ...but this is not ours
+    line = one_error_line(run_script('data/prepare_omniglot.py', *args))
+    assert 'holds 1 files it was not prepared with (my_notes.txt)' in line
+    assert (dest / 'my_notes.txt').read_text() == 'mine'
+    os.remove(dest / 'my_notes.txt')
+    with open(str(dest) + '.lock', 'w') as f:                 # another preparation, running
+        f.write(f'{os.getpid()} {utils.process_start(os.getpid())}')
+    line = one_error_line(run_script('data/prepare_omniglot.py', *args))
+    assert f'process {os.getpid()} is preparing {dest}' in line
+    with open(str(dest) + '.lock', 'w') as f:                 # its pid reused by another process
+        f.write(f'{os.getpid()} 1')
+    proc = run_script('data/prepare_omniglot.py', *args)
+    assert proc.returncode == 0 and 'Prepared' in proc.stdout, proc.stderr
+    assert not os.path.exists(str(dest) + '.lock')
+
+
+def test_a_training_lock_whose_pid_was_reused_is_taken_over(tmp_path):
+    lock = utils.training_lock(str(tmp_path))
+    with open(lock.path, 'w') as f:
+        f.write(f'{os.getpid()} {utils.process_start(os.getpid())}')
+    assert utils.training_in(str(tmp_path)) == os.getpid()
+    with open(lock.path, 'w') as f:
+        f.write(f'{os.getpid()} 1')                           # same pid, another start
+    assert utils.training_in(str(tmp_path)) is None
+
+
+@pytest.mark.slow
+def test_reproduce_all_refuses_to_run_without_its_environment(tmp_path):
+    os.makedirs(tmp_path / 'scripts')
+    shutil.copy(os.path.join(ROOT, 'scripts', 'reproduce_all.sh'), tmp_path / 'scripts')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}
+    proc = subprocess.run(['bash', str(tmp_path / 'scripts' / 'reproduce_all.sh')], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith('error: no .venv in ')
+    assert len(proc.stderr.strip().splitlines()) == 1
