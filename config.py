@@ -76,7 +76,8 @@ def define_flags(fv=flags.FLAGS):
     integer, real, boolean, string, enum = map(on_fv, (
         flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_bool, flags.DEFINE_string,
         flags.DEFINE_enum))
-    enum('datasource', 'sinusoid', sorted(DATASOURCES), 'Task family.')
+    enum('datasource', 'sinusoid', sorted(DATASOURCES), 'Task family (folder: your own images, '
+         'prepared by data/prepare_folder.py and given as --data_dir).')
     integer('num_classes', 5, 'N in N-way classification (ignored by the sinusoid data).')
     enum('baseline', None, ['oracle'], 'oracle: sinusoid input with amplitude and phase '
          'appended, trained by plain regression. (The pretrained baseline is '
