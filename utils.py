@@ -346,12 +346,3 @@ def result_of(csv_path, checkpoint):
     except UserError:
         return False
     return checkpoint is not None and stored.get('checkpoint') == checkpoint
-
-
-def result_complete(csv_path):
-    """Whether an evaluation's CSV and pickle are both there and readable."""
-    try:
-        read_result(csv_path)
-    except UserError:
-        return False
-    return True

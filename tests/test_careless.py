@@ -128,7 +128,7 @@ def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage
     os.makedirs(os.path.dirname(path))
     utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4],
                              np.full((600, 11), 0.9), checkpoint='model10', split='test')
-    assert utils.result_complete(path)
+    assert utils.result_of(path, 'model10')
     pkl = path[:-4] + '.pkl'
     if damage == 'no_pkl':
         os.remove(pkl)
@@ -137,7 +137,7 @@ def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage
                         'short_csv': (path, b'update0\r\n0.5\r\n')}[damage]
         with open(target, 'wb') as f:
             f.write(text)
-    assert not utils.result_complete(path)
+    assert not utils.result_of(path, 'model10')
     named = os.path.basename(pkl if damage == 'no_pkl' else target)
     with pytest.raises(UserError, match=f'{named} is missing or damaged'):
         make_table.make_table(str(tmp_path))
@@ -161,7 +161,7 @@ def test_a_hand_edited_result_mean_is_refused_not_printed(tmp_path):
     with pytest.raises(UserError, match='disagrees with the per-task values in '
                                         'test_ubs1_stepsize0.4.pkl'):
         make_table.make_table(str(tmp_path))
-    assert not utils.result_complete(path)
+    assert not utils.result_of(path, 'model10')
 
 
 @pytest.mark.slow
