@@ -22,7 +22,9 @@ MODEL_FILE = re.compile(r'^(model\d+)\.(index|meta|data-\d+-of-\d+)$')
 
 def readable(prefix):
     """Whether every tensor of the checkpoint at `prefix` can be read back."""
-    import tensorflow.compat.v1 as tf
+    import main
+    main.load_tensorflow()     # quietly, as main.py does
+    tf = main.tf
     try:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
