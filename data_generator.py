@@ -94,15 +94,17 @@ class ImageTasks:
             if len(pool) < num_classes:
                 raise UserError(f'the {split} split has {len(pool)} classes, '
                                 f'fewer than --num_classes={num_classes}')
+        # per split, (images of its smallest class, that class's index): read every batch
+        self.smallest = {split: min((len(c), i) for i, c in enumerate(pool))
+                         for split, pool in images.items()}
 
     def check_shots(self, split, shots_a, shots_b):
         """Refuse, naming the smallest class, tasks that need more images than it holds."""
-        sizes = [len(c) for c in self.images[split]]
-        smallest = int(np.argmin(sizes))
-        if sizes[smallest] < shots_a + shots_b:
+        size, smallest = self.smallest[split]
+        if size < shots_a + shots_b:
             names = self.class_names.get(split)
             which = f'class {names[smallest]}' if names else 'each class'
-            raise UserError(f'the {split} split\'s {which} has {sizes[smallest]} images; a task '
+            raise UserError(f'the {split} split\'s {which} has {size} images; a task '
                             f'needs {shots_a + shots_b} per class (K={shots_a} + {shots_b} '
                             f'queries): lower --update_batch_size')
 
