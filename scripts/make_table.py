@@ -9,6 +9,7 @@ A cell whose evaluation does not exist says 'not yet run' (or 'not yet evaluated
 training is under way); nothing is filled from the paper.
 """
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -127,12 +128,12 @@ def result_row(logdir, path, exp, row, num_tasks, run_label, label):
     return f'{start} {ours} | {row.step} | {iterations} | {inside} | {run_label} | {note} |'
 
 
-def seed_results(logdir, exp, k, num_tasks):
-    """{seed: (per-task MSEs [tasks, steps + 1], pickle, CSV path)} of each seed run
-    evaluated at K=k."""
+def seed_results(logdir, exp, row, num_tasks):
+    """{seed: (per-task values [tasks, steps + 1], pickle, CSV path)} of each seed run's
+    evaluation that `row` reads."""
     found = {}
     for run in exp.seed_runs():
-        path = experiments.eval_csv(logdir, run, k, num_tasks)
+        path = experiments.eval_csv(logdir, run, row.eval_k, num_tasks, row.random_init)
         stored, _, unusable = test_result(path, num_tasks)
         if stored is not None and not unusable:
             found[run.seeds[0]] = (np.asarray(stored['mses']), stored, path)
@@ -141,15 +142,69 @@ def seed_results(logdir, exp, k, num_tasks):
 
 def seeds_row(logdir, exp, row, num_tasks, detail=True):
     """An experiment trained with several seeds: the mean and standard deviation of the
-    per-seed mean MSEs, and in the note the diverging tasks (with `detail`: per seed, and
-    the same figures over the seeds without any)."""
-    found = seed_results(logdir, exp, row.eval_k, num_tasks)
+    per-seed means; the note names the seeds not yet evaluated or evaluated before the
+    last iteration."""
+    found = seed_results(logdir, exp, row, num_tasks)
     runs = f'{exp.name} (seeds {listed(exp.seeds)})'
     if not found:
         return run_row(logdir, exp, row, num_tasks, runs, detail)
+    if exp.datasource == 'sinusoid':
+        ours, inside, note = sinusoid_seeds_cells(found, num_tasks, row.step, detail)
+    else:
+        ours, inside, note = accuracy_seeds_cells(logdir, exp, row, found, num_tasks)
+    iterations = {seed: iterations_trained(path, exp, stored, row)
+                  for seed, (_, stored, path) in found.items()}
+    early = [s for s, n in iterations.items() if n.isdigit() and int(n) < exp.iterations]
+    missing = [s for s in exp.seeds if s not in found]
+    notes = [f'interim: seed {listed(early)} evaluated before iteration {exp.iterations}'
+             if early else '',
+             f'seed {listed(missing)}: not yet evaluated' if missing else '', note]
+    values = list(iterations.values())
+    shown = values[0] if len(set(values)) == 1 else listed(values)
+    return (f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {shown} | {inside} '
+            f'| {runs} | {"; ".join(filter(None, notes))} |')
+
+
+def seed_means(found, step):
     seeds = list(found)
     with np.errstate(invalid='ignore'):
-        means = np.array([found[s][0][:, row.step].mean() for s in seeds])
+        return seeds, np.array([found[s][0][:, step].mean() for s in seeds])
+
+
+def accuracy_across_seeds(found, step):
+    """Accuracy in %: mean +- sd over the seeds, or one seed's result +- its 95% interval."""
+    seeds, means = seed_means(found, step)
+    if len(seeds) == 1:
+        ci95 = utils.summarize_per_step(found[seeds[0]][0])[2][step]
+        return f'{fmt(means[0], ci95, True)} (seed {seeds[0]} only)'
+    return f'{means.mean() * 100:.2f} +- {means.std() * 100:.2f} (sd over {len(seeds)} seeds)'
+
+
+def accuracy_seeds_cells(logdir, exp, row, found, num_tasks):
+    """Accuracy across seeds, whether its mean is inside the paper's interval, and each
+    seed's result with its 95% interval (a random initialisation's note: MAML's result
+    across seeds after the same steps)."""
+    seeds, means = seed_means(found, row.step)
+    inside = '-'
+    if row.paper_ci is not None:
+        inside = 'yes' if abs(means.mean() * 100 - row.paper) <= row.paper_ci else 'no'
+    per_seed = listed(fmt(m, utils.summarize_per_step(found[s][0])[2][row.step], True)
+                      for s, m in zip(seeds, means))
+    note = f'per seed ({listed(seeds)}): {per_seed}' if len(seeds) > 1 else ''
+    if row.random_init:
+        maml = seed_results(logdir, exp, dataclasses.replace(row, random_init=False),
+                            num_tasks)
+        steps = 'step' if row.step == 1 else 'steps'
+        maml_cell = accuracy_across_seeds(maml, row.step) if maml else 'not yet evaluated'
+        note = '; '.join(filter(None, [note, f'MAML after {row.step} {steps}: {maml_cell}']))
+    return accuracy_across_seeds(found, row.step), inside, note
+
+
+def sinusoid_seeds_cells(found, num_tasks, step, detail):
+    """MSE across seeds: mean +- sd, and in the note the diverging tasks (with `detail`:
+    per seed) and the same figures over the seeds without any."""
+    seeds, means = seed_means(found, step)
+    with np.errstate(invalid='ignore'):
         ours = f'{means.mean():.3g} +- {means.std():.2g} (sd over {len(seeds)} seeds)'
     if not np.isfinite(means).all():
         not_finite = listed(s for s, m in zip(seeds, means) if not np.isfinite(m))
@@ -165,10 +220,7 @@ def seeds_row(logdir, exp, row, num_tasks, detail=True):
     elif steady and diverging.sum():
         values = np.array([m for _, m in steady])
         note += f'; over the {len(steady)} seeds without: {values.mean():.3g} +- {values.std():.2g}'
-    _, stored, path = found[seeds[0]]
-    iterations = iterations_trained(path, exp, stored, row)
-    return (f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {iterations} | - | {runs} '
-            f'| {note} |')
+    return ours, '-', note
 
 
 def make_table(logdir, num_tasks=utils.EVAL_TASKS, detail=True):

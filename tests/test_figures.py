@@ -85,11 +85,53 @@ def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
             for line in make_table.make_table(str(tmp_path)).splitlines()}
     one_step = rows['| Sinusoid K=5, MAML, MSE after 1 step']
     assert one_step[2] == '0.7 +- 0.16 (sd over 3 seeds)' and one_step[4] == '70000'
-    assert one_step[7] == ('diverging tasks per seed (0, 1, 2): 0, 0, 2 (2 of 1800); '
+    assert one_step[7] == ('seed 3, 4: not yet evaluated; '
+                           'diverging tasks per seed (0, 1, 2): 0, 0, 2 (2 of 1800); '
                            'over the 2 seeds without: 0.6 +- 0.1 |')
     assert rows['| Sinusoid K=5, MAML, MSE after 10 steps'][2] == \
         'inf (over 3 seeds; not finite for seed 2)'
     assert 'not yet run' in rows['| Sinusoid K=5, pretrained, MSE after 1 step'][2]
+
+
+def test_results_table_gives_omniglot_accuracy_across_seeds(tmp_path):
+    import utils
+    from scripts import experiments, make_table
+    exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
+    assert [run.name for run in exp.seed_runs()] == \
+        ['omniglot5way', 'omniglot5way_seed1', 'omniglot5way_seed2']
+
+    def write(run, random_init, accuracy, checkpoint):
+        path = experiments.eval_csv(str(tmp_path), run, 1, random_init=random_init)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        values = np.full((600, 11), accuracy)
+        values[::2] += 0.01                           # a per-task spread: a nonzero interval
+        utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], values,
+                                 checkpoint=checkpoint, split='test')
+
+    def rows():
+        return [line.split(' | ') for line in make_table.make_table(str(tmp_path)).splitlines()
+                if line.startswith('| Omniglot 5-way 1-shot |')
+                or line.startswith('| Omniglot 5-way 1-shot, random init |')]
+
+    seed0, seed1, seed2 = exp.seed_runs()
+    write(seed0, False, 0.985, 'model60000')
+    write(seed0, True, 0.40, utils.random_init_label(0))
+    maml, random_3 = rows()[:2]
+    assert maml[2] == '99.00 +- 0.04 (seed 0 only)' and maml[5] == 'yes'
+    assert maml[7] == 'seed 1, 2: not yet evaluated |'
+    assert random_3[7].endswith('MAML after 3 steps: 99.00 +- 0.04 (seed 0 only) |')
+
+    write(seed1, False, 0.975, 'model60000')
+    write(seed2, False, 0.965, 'model20000')          # still training
+    write(seed1, True, 0.50, utils.random_init_label(1))
+    maml, random_3 = rows()[:2]
+    assert maml[2] == '98.00 +- 0.82 (sd over 3 seeds)' and maml[4] == '60000, 60000, 20000'
+    assert maml[5] == 'no'                            # 98.00 is outside 98.7 +- 0.4
+    assert maml[7] == ('interim: seed 2 evaluated before iteration 60000; '
+                       'per seed (0, 1, 2): 99.00 +- 0.04, 98.00 +- 0.04, 97.00 +- 0.04 |')
+    assert random_3[2] == '45.50 +- 5.00 (sd over 2 seeds)' and random_3[4] == '0 (random init)'
+    assert random_3[7] == ('seed 2: not yet evaluated; per seed (0, 1): 40.50 +- 0.04, '
+                           '50.50 +- 0.04; MAML after 3 steps: 98.00 +- 0.82 (sd over 3 seeds) |')
 
 
 def test_results_table_keeps_earlier_checkpoints_evaluations_as_interim_rows(tmp_path):
