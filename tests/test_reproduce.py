@@ -24,7 +24,9 @@ def test_smoke_reproduction_trains_evaluates_and_tabulates(tmp_path):
     assert '(sd over 2 seeds)' in sine[2]                                 # seeds 0 and 1 trained
     assert os.path.isdir(os.path.join(logdir, 'sine_maml_seed1'))
     assert 'not yet run' not in rows['Omniglot 5-way 5-shot (trained at K=1)']
-    assert rows['Omniglot 5-way 1-shot'].split(' | ')[4] == '10'          # iterations trained
+    omniglot_row = rows['Omniglot 5-way 1-shot'].split(' | ')
+    assert omniglot_row[4] == '10' and '(sd over 2 seeds)' in omniglot_row[2]
+    assert 'seed 2: not yet evaluated; per seed (0, 1): ' in omniglot_row[7]
     assert 'not yet run' in rows['Omniglot 20-way 1-shot']     # never filled from the paper
     random_init = rows['Omniglot 5-way 1-shot, random init'].split(' | ')     # after 10 steps
     assert random_init[3:5] == ['10', '0 (random init)'] and '%' not in random_init[2]
@@ -41,7 +43,7 @@ def test_smoke_reproduction_trains_evaluates_and_tabulates(tmp_path):
                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert re.findall(r'job - (\w+): done \(finished earlier\)', again.stdout) == [
-        'sine_maml', 'sine_maml_seed1']
+        'sine_maml', 'sine_maml_seed1', 'omniglot5way_seed1']
     assert again.stdout.count('Nothing to train') == 1
     assert again.stdout.count('evaluation K=1 is up to date') == 1
     assert again.stdout.count('evaluation K=1 of the random initialisation is up to date') == 1
