@@ -80,6 +80,13 @@ def maml_at_step(logdir, exp, row, num_tasks):
     return f'MAML after {row.step} {steps}: {fmt(means[row.step], ci95[row.step], True)}'
 
 
+def inside_interval(row, value):
+    """'yes' or 'no': whether `value` (in the paper's unit) lies in the paper's interval."""
+    if row.paper_ci is None:
+        return '-'
+    return 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
+
+
 def listed(values):
     return ', '.join(str(v) for v in values)
 
@@ -120,23 +127,21 @@ def result_row(logdir, path, exp, row, num_tasks, run_label, label):
     if unusable:
         return f'{start} {unusable} | {end}'
     means, _, ci95 = columns
-    inside = '-'
-    if row.paper_ci is not None:
-        value = means[row.step] * (100 if percent else 1)
-        inside = 'yes' if abs(value - row.paper) <= row.paper_ci else 'no'
+    inside = inside_interval(row, means[row.step] * (100 if percent else 1))
     ours = fmt(means[row.step], ci95[row.step], percent)
     return f'{start} {ours} | {row.step} | {iterations} | {inside} | {run_label} | {note} |'
 
 
 def seed_results(logdir, exp, row, num_tasks):
-    """{seed: (per-task values [tasks, steps + 1], pickle, CSV path)} of each seed run's
+    """{seed: (per-task values [tasks, steps + 1], pickle, CSV path, the CSV's 95%
+    intervals)} of each seed run's
     evaluation that `row` reads."""
     found = {}
     for run in exp.seed_runs():
         path = experiments.eval_csv(logdir, run, row.eval_k, num_tasks, row.random_init)
-        stored, _, unusable = test_result(path, num_tasks)
+        stored, columns, unusable = test_result(path, num_tasks)
         if stored is not None and not unusable:
-            found[run.seeds[0]] = (np.asarray(stored['mses']), stored, path)
+            found[run.seeds[0]] = (np.asarray(stored['mses']), stored, path, columns[2])
     return found
 
 
@@ -153,7 +158,7 @@ def seeds_row(logdir, exp, row, num_tasks, detail=True):
     else:
         ours, inside, note = accuracy_seeds_cells(logdir, exp, row, found, num_tasks)
     iterations = {seed: iterations_trained(path, exp, stored, row)
-                  for seed, (_, stored, path) in found.items()}
+                  for seed, (_, stored, path, _) in found.items()}
     early = [s for s, n in iterations.items() if n.isdigit() and int(n) < exp.iterations]
     missing = [s for s in exp.seeds if s not in found]
     notes = [f'interim: seed {listed(early)} evaluated before iteration {exp.iterations}'
@@ -175,8 +180,7 @@ def accuracy_across_seeds(found, step):
     """Accuracy in %: mean +- sd over the seeds, or one seed's result +- its 95% interval."""
     seeds, means = seed_means(found, step)
     if len(seeds) == 1:
-        ci95 = utils.summarize_per_step(found[seeds[0]][0])[2][step]
-        return f'{fmt(means[0], ci95, True)} (seed {seeds[0]} only)'
+        return f'{fmt(means[0], found[seeds[0]][3][step], True)} (seed {seeds[0]} only)'
     return f'{means.mean() * 100:.2f} +- {means.std() * 100:.2f} (sd over {len(seeds)} seeds)'
 
 
@@ -185,11 +189,8 @@ def accuracy_seeds_cells(logdir, exp, row, found, num_tasks):
     seed's result with its 95% interval (a random initialisation's note: MAML's result
     across seeds after the same steps)."""
     seeds, means = seed_means(found, row.step)
-    inside = '-'
-    if row.paper_ci is not None:
-        inside = 'yes' if abs(means.mean() * 100 - row.paper) <= row.paper_ci else 'no'
-    per_seed = listed(fmt(m, utils.summarize_per_step(found[s][0])[2][row.step], True)
-                      for s, m in zip(seeds, means))
+    inside = inside_interval(row, means.mean() * 100)
+    per_seed = listed(fmt(m, found[s][3][row.step], True) for s, m in zip(seeds, means))
     note = f'per seed ({listed(seeds)}): {per_seed}' if len(seeds) > 1 else ''
     if row.random_init:
         maml = seed_results(logdir, exp, dataclasses.replace(row, random_init=False),
