@@ -201,9 +201,12 @@ class RunConfig:
                             f'(got {self.num_classes})')
         if self.train and self.checkpoint:
             raise UserError('--checkpoint is for evaluation (--train=False)')
-        if self.random_init and (self.train or self.checkpoint):
+        if self.random_init and (self.train or self.checkpoint or self.test_iter >= 0):
             raise UserError('--random_init=True evaluates a fresh initialisation: it takes '
-                            '--train=False and no --checkpoint')
+                            '--train=False and no --checkpoint or --test_iter')
+        if self.test_iter >= 0 and (self.train or self.checkpoint):
+            raise UserError('--test_iter picks the checkpoint to evaluate: it takes --train=False '
+                            'and no --checkpoint (training resumes from the latest)')
         if len(self.omniglot_split) != 2 or not all(str(v).isdigit() for v in self.omniglot_split):
             raise UserError(f'--omniglot_split takes two whole numbers, meta-train and validation '
                             f'characters (got {",".join(map(str, self.omniglot_split))})')

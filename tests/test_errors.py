@@ -48,6 +48,10 @@ def checkpoints(tmp_path):
     ('--train_update_lr=0', '--train_update_lr must be a positive finite number'),
     ('--train=False --checkpoint=x', None),
     ('--checkpoint=x', '--checkpoint is for evaluation'),
+    ('--train=False --test_iter=5', None),
+    ('--test_iter=5', '--test_iter picks the checkpoint to evaluate: it takes --train=False'),
+    ('--train=False --checkpoint=x --test_iter=5', '--test_iter picks the checkpoint to eval'),
+    ('--train=False --random_init=True --test_iter=5', 'takes --train=False and no --checkp'),
 ])
 def test_bad_settings_are_refused_before_anything_runs(tmp_path, flag, message):
     """RunConfig.from_args, which the scripts use, checks them as the command line does."""
