@@ -2,6 +2,7 @@
 evaluation result files with their statistics; and UserError. No TensorFlow here."""
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -52,8 +53,15 @@ def check_writable(folder):
             f.write('ok')
         os.remove(probe)
     except OSError as err:
-        raise UserError(f'cannot write to {folder} ({err.strerror}); free some space or choose '
-                        f'another --logdir') from None
+        raise UserError(f'cannot write to {folder} ({err.strerror}); '
+                        f'{write_failure_advice(err)}') from None
+
+
+def write_failure_advice(err):
+    """What to do about an OSError met writing run outputs: space only when space ran out."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 'free some space or choose another --logdir'
+    return 'choose another --logdir'
 
 
 def check_settings(folder, settings):

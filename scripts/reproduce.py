@@ -122,7 +122,7 @@ def main(argv=None):
         sys.exit(f'error: {err}')
     except OSError as err:       # e.g. a read-only or full --logdir
         sys.exit(f'error: cannot write or read {err.filename or "a file"} ({err.strerror or err}); '
-                 f'choose another --logdir or free some space')
+                 f'{utils.write_failure_advice(err)}')
     except KeyboardInterrupt:
         print(f'\ninterrupted: finished steps are kept; {jobs.resume_hint(args)}', file=sys.stderr)
         sys.exit(130)

@@ -273,6 +273,7 @@ def read_only_disk(tmp_path):
     'data/prepare_miniimagenet.py --source SRC --dest RO/miniImagenet',
     'data/prepare_folder.py --source SRC --dest RO/mine',
     '-m scripts.reproduce --smoke --only sine_oracle --logdir RO/logs',
+    'main.py --datasource=sinusoid --metatrain_iterations=2 --logdir=RO/logs',
 ])
 def test_a_read_only_destination_is_one_line(tmp_path, read_only_disk, command):
     source = tmp_path / 'src'
@@ -281,6 +282,16 @@ def test_a_read_only_destination_is_one_line(tmp_path, read_only_disk, command):
     proc = run_script(command.replace('SRC', str(source)).replace('RO', str(read_only_disk)))
     line = one_error_line(proc)
     assert str(read_only_disk) in line and 'Read-only file system' in line
+    assert 'space' not in line           # more room would not help
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_start_asks_for_space(small_disk):
+    os.makedirs(os.path.join(small_disk, 'logs'))
+    fill(small_disk, leave=0)
+    proc = run_script('main.py', *SINE, f'--logdir={small_disk}/logs', '--metatrain_iterations=2')
+    assert one_error_line(proc).endswith(
+        '(No space left on device); free some space or choose another --logdir')
 
 
 @pytest.mark.slow

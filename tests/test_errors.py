@@ -173,8 +173,9 @@ def test_evaluations_of_other_splits_task_counts_and_checkpoints_keep_each_resul
 def test_logdir_that_is_a_file_is_refused(tmp_path):
     path = tmp_path / 'afile'
     path.write_text('x')
-    with pytest.raises(UserError, match='cannot write to'):
+    with pytest.raises(UserError, match='cannot write to') as refused:
         execute(*SINE, f'--logdir={path}', '--metatrain_iterations=2')
+    assert str(refused.value).endswith('(Not a directory); choose another --logdir')
 
 
 @pytest.mark.slow
