@@ -479,6 +479,7 @@ def execute(run):
     if run.train:
         utils.check_writable(run.exp_dir)
         with utils.training_lock(run.exp_dir):
+            refuse_fresh_run_beside_checkpoints(run)
             utils.check_settings(run.exp_dir, run.training_settings())
             for orphan in glob.glob(os.path.join(run.exp_dir, '*.tempstate*')):
                 os.remove(orphan)    # left by a save that was killed
@@ -489,6 +490,15 @@ def execute(run):
             Trainer(run, tasks).train()
     else:
         evaluate(run)
+
+
+def refuse_fresh_run_beside_checkpoints(run):
+    """--resume=False where an earlier run saved checkpoints would interleave the two runs'
+    checkpoints, and a later resume or evaluation would pick the earlier run's newest."""
+    found = utils.checkpoints_in(run.exp_dir)
+    if not run.resume and found:
+        raise UserError(f'--resume=False starts afresh, but {run.exp_dir} holds model{found[0][0]} '
+                        f'of an earlier run; move that folder away or give another --logdir')
 
 
 def trained_already(run):

@@ -36,6 +36,15 @@ def one_error_line(proc):
     return lines[0]
 
 
+def test_a_fresh_start_is_refused_where_an_earlier_run_saved_checkpoints(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=2', '--resume=False'))  # nothing there yet
+    folder = sine_dir(str(tmp_path))
+    with pytest.raises(UserError, match=r'--resume=False starts afresh, but .* holds model2 of '
+                                        r'an earlier run; move that folder away'):
+        execute(*sine(tmp_path, '--metatrain_iterations=3', '--resume=False'))
+    assert [n for n, _ in utils.checkpoints_in(folder)] == [2]
+
+
 # ------------------------------------------------- the checkpoint state file
 @pytest.mark.parametrize('damage', ['deleted', 'garbage', 'empty', 'names_a_missing_model'])
 @pytest.mark.slow
