@@ -179,13 +179,25 @@ def stack_classes(class_arrays, what=None):
     raise UserError(f'{what}: classes have different numbers of images {sorted(counts)}')
 
 
+def data_missing(what, folder, data_root, name, prepare):
+    """The one-line error for prepared data not found: the fix when --data_dir names the
+    data set itself instead of the folder holding it, else how to prepare it."""
+    root = os.path.normpath(data_root)
+    if os.path.basename(root) == name:
+        fix = (f'--data_dir is the folder that holds {name}/: try '
+               f'--data_dir={os.path.dirname(root) or "."}')
+    else:
+        fix = f'prepare {prepare}'
+    return UserError(f'{what} not found in {folder}; {fix}')
+
+
 def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
     """Character folders of all alphabets, sorted, shuffled with seed 1, then split."""
     folder = os.path.join(data_root, OMNIGLOT_FOLDER)
     if not os.path.isdir(folder):
-        raise UserError(f'Omniglot data not found in {folder}; prepare it with '
-                        f'`python data/prepare_omniglot.py --source DIR` (or without --source '
-                        f'to download)')
+        raise data_missing('Omniglot data', folder, data_root, OMNIGLOT_FOLDER,
+                           'it with `python data/prepare_omniglot.py --source DIR` (or without '
+                           '--source to download)')
     check_prepared(folder, 'data/prepare_omniglot.py', 'omniglot')
     characters = [os.path.join(folder, alphabet, char) for alphabet in sorted_dirs(folder)
                   for char in sorted_dirs(os.path.join(folder, alphabet))]
@@ -260,8 +272,9 @@ def load_miniimagenet(data_root, splits):
     for split in splits:
         folder = os.path.join(data_root, MINIIMAGENET_FOLDER, split)
         if not os.path.isdir(folder) or not sorted_dirs(folder):
-            raise UserError(f'miniImagenet {split} images not found in {folder}; prepare them with '
-                            f'`python data/prepare_miniimagenet.py --source DIR`')
+            raise data_missing(f'miniImagenet {split} images', folder, data_root,
+                               MINIIMAGENET_FOLDER,
+                               'them with `python data/prepare_miniimagenet.py --source DIR`')
         check_prepared(folder, 'data/prepare_miniimagenet.py', f'miniimagenet/{split}')
         images[split] = stack_classes(
             [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', size)

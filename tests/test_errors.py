@@ -74,6 +74,19 @@ def test_an_error_is_the_last_and_only_line_on_stderr(tmp_path, run_main):
         assert len(lines) == 1, proc.stderr
 
 
+@pytest.mark.parametrize('load,name', [
+    (lambda root: data_generator.load_omniglot(root, ['train']), 'omniglot_resized'),
+    (lambda root: data_generator.load_miniimagenet(root, ['train']), 'miniImagenet'),
+])
+def test_a_data_dir_naming_the_data_set_itself_points_to_its_parent(tmp_path, load, name):
+    (tmp_path / name).mkdir()
+    with pytest.raises(UserError, match=f'; --data_dir is the folder that holds {name}/: try '
+                                        f'--data_dir={tmp_path}$'):
+        load(str(tmp_path / name) + '/')
+    with pytest.raises(UserError, match='; prepare (it|them) with `python data/prepare_'):
+        load(str(tmp_path / 'elsewhere'))
+
+
 @pytest.mark.slow
 def test_zero_iterations_say_what_happened(tmp_path, capsys):
     execute(*sine(tmp_path, '--metatrain_iterations=0'))
