@@ -7,6 +7,8 @@ it lists only that one, by relative name. A folder being trained is refused.
 
     python -m scripts.keep_latest_checkpoint logs/omniglot20way/cls_20.mbs_16.ubs_1.numstep5.\
 updatelr0.1batchnorm
+
+A run's --logdir (logs/omniglot20way) stands for the experiment folders inside it.
 """
 import argparse
 import os
@@ -57,16 +59,32 @@ def keep_latest(folder):
     return keep, deleted
 
 
+def experiment_folders(folder):
+    """`folder` when it holds checkpoints, else those of its subfolders that do: a
+    --logdir holds one experiment folder per setting string."""
+    if utils.checkpoints_in(folder):
+        return [folder]
+    inside = sorted(os.path.join(folder, n) for n in os.listdir(folder)) \
+        if os.path.isdir(folder) else []
+    found = [f for f in inside if os.path.isdir(f) and utils.checkpoints_in(f)]
+    if not found:
+        raise UserError(f'no model<N> checkpoint in {folder} or the folders in it; '
+                        f'nothing deleted')
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('folders', nargs='+', help='experiment folders (LOGDIR/EXPERIMENT)')
+    parser.add_argument('folders', nargs='+',
+                        help='experiment folders (LOGDIR/EXPERIMENT), or a LOGDIR for those in it')
     args = parser.parse_args(argv)
-    for folder in args.folders:
-        try:
+    try:
+        folders = [f for given in args.folders for f in experiment_folders(given)]
+        for folder in folders:
             keep, deleted = keep_latest(folder)
-        except UserError as e:
-            sys.exit(f'error: {e}')
-        print(f'{folder}: kept {keep}, deleted {len(deleted)} files')
+            print(f'{folder}: kept {keep}, deleted {len(deleted)} files')
+    except UserError as e:
+        sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

@@ -442,7 +442,7 @@ def test_ctrl_c_during_reproduce_stops_it_and_keeps_the_saved_training(tmp_path,
     ('-m scripts.plot_sinusoid --maml /nonexistent/model1 --out OUT',
      'checkpoint /nonexistent/model1 is missing or unreadable'),
     ('-m scripts.sinusoid_seeds /nonexistent', 'no test_ubs5_stepsize0.01.csv under /nonexistent'),
-    ('-m scripts.keep_latest_checkpoint /nonexistent', 'no model<N> checkpoint in /nonexistent'),
+    ('-m scripts.keep_latest_checkpoint /nonexistent', 'no model<N> checkpoint in /nonexistent or'),
     ('-m scripts.reproduce --cluster slurm --sbatch bad --only sine_oracle --logdir OUT',
      "argument --sbatch: takes KEY=VALUE (got 'bad')"),
 ])

@@ -72,6 +72,12 @@ def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path, capsy
         'model10', ['model12.data-00000-of-00001'])
     with pytest.raises(UserError, match='no model<N> checkpoint in'):
         keep_latest_checkpoint.keep_latest(str(tmp_path))
+    execute(*sine(tmp_path, '--metatrain_iterations=16', '--save_interval=4'))
+    capsys.readouterr()
+    keep_latest_checkpoint.main([str(tmp_path)])       # the --logdir: the folder inside it
+    assert capsys.readouterr().out == f'{folder}: kept model16, deleted 4 files\n'
+    with pytest.raises(SystemExit, match='no model<N> checkpoint in .* or the folders in it'):
+        keep_latest_checkpoint.main([str(tmp_path / 'empty')])
 
 
 @pytest.mark.slow
