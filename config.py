@@ -312,8 +312,15 @@ class RunConfig:
     def architecture_differences(self, stored):
         """The flags that decide the network or the test split on which `stored` (a
         run's settings.json) differs from this run, as '--name=stored (now ours)'."""
+        return [f'--{k}={theirs} (now {ours})'
+                for k, theirs, ours in self.settings_differences(stored, ARCHITECTURE)]
+
+    def settings_differences(self, stored, keys=None):
+        """(name, stored value, this run's value) for each training setting (all, or `keys`)
+        on which `stored` (a run's settings.json) differs from this run."""
         ours = json.loads(json.dumps(self.training_settings()))
-        return [f'--{k}={stored.get(k)} (now {ours.get(k)})' for k in ARCHITECTURE
+        keys = sorted(set(stored) | set(ours)) if keys is None else keys
+        return [(k, stored.get(k), ours.get(k)) for k in keys
                 if (k in stored or k in ours) and stored.get(k) != ours.get(k)]
 
     @property

@@ -12,7 +12,6 @@ Usage:
 """
 import contextlib
 import glob
-import json
 import os
 import signal
 import sys
@@ -333,26 +332,36 @@ def find_checkpoint(run):
 
 
 def missing_checkpoint_hint(run):
-    """What to do when the experiment folder has no checkpoint: name the flags that find a
-    run of the same logdir trained with another K or alpha, else say to train first."""
-    ours = json.loads(json.dumps(run.training_settings()))
-    other_k_or_alpha = ('update_batch_size', 'update_lr')
+    """What to do when the experiment folder has no checkpoint: the flags that evaluate the
+    logdir's closest trained run (K and alpha of training as --train_*), else train first."""
+    closest = None
+    for folder, stored in trained_runs_in(run.logdir):
+        differ = run.settings_differences(stored)
+        if closest is None or len(differ) < len(closest[1]):
+            closest = folder, differ
+    if not closest or len(closest[1]) > 3:
+        return 'train first (same flags, --train=True), or give --checkpoint=PATH'
+    folder, differ = closest
+    flags = ' '.join(f'--train_{k}={v}' if k in ('update_batch_size', 'update_lr') else
+                     f'--{k}={v}' for k, v, _ in differ)
+    now = ', '.join(f'{k} {v} (now {ours})' for k, v, ours in differ)
+    return (f'{folder} holds this logdir\'s run trained with {now}: evaluate it with {flags}, '
+            f'or train this run first (--train=True)')
+
+
+def trained_runs_in(logdir):
+    """(experiment folder, its settings) for each folder of `logdir` holding a checkpoint."""
     try:
-        names = sorted(os.listdir(run.logdir))
+        names = sorted(os.listdir(logdir))
     except OSError:
-        names = []
+        return []
+    found = []
     for name in names:
-        folder = os.path.join(run.logdir, name)
+        folder = os.path.join(logdir, name)
         stored = utils.read_settings(folder) if os.path.isdir(folder) else None
-        if not stored or not utils.checkpoints_in(folder):
-            continue
-        if all(stored.get(k) == ours.get(k) for k in set(stored) | set(ours)
-               if k not in other_k_or_alpha):
-            flags = [f'--train_{k}={stored[k]}' for k in other_k_or_alpha
-                     if stored.get(k) != ours.get(k)]
-            return (f'{folder} holds this run trained with other settings: evaluate it with '
-                    f'{" ".join(flags)} (K and alpha of training)')
-    return 'train first (same flags, --train=True), or give --checkpoint=PATH'
+        if stored and utils.checkpoints_in(folder):
+            found.append((folder, stored))
+    return found
 
 
 def check_fits(run, checkpoint):

@@ -317,14 +317,20 @@ def test_the_table_never_labels_a_result_with_the_wrong_task_count(tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluating_at_another_k_without_the_training_k_names_the_flag(tmp_path):
+def test_evaluating_with_other_settings_than_training_names_the_flags(tmp_path):
     execute(*sine(tmp_path, '--metatrain_iterations=2'))              # trained at K=5
-    with pytest.raises(UserError, match=r'holds this run trained with other settings: evaluate '
-                                        r'it with --train_update_batch_size=5 '):
+    with pytest.raises(UserError, match=r"holds this logdir's run trained with update_batch_size "
+                                        r'5 \(now 10\): evaluate it with '
+                                        r'--train_update_batch_size=5, or train this run first'):
         execute(*sine(tmp_path, '--metatrain_iterations=2', '--train=False',
                       '--update_batch_size=10'))
-    with pytest.raises(UserError, match='train first'):            # another network: no hint
-        execute(*sine(tmp_path, '--train=False', '--update_batch_size=10', '--meta_lr=0.1'))
+    with pytest.raises(UserError, match=r'trained with num_updates 1 \(now 5\), update_lr 0.01 '
+                                        r'\(now 0.1\): evaluate it with --num_updates=1 '
+                                        r'--train_update_lr=0.01,'):
+        execute(*sine(tmp_path, '--train=False', '--num_updates=5', '--update_lr=0.1'))
+    with pytest.raises(UserError, match=': train first'):   # too unlike to be the one meant
+        execute(*sine(tmp_path, '--train=False', '--update_batch_size=10', '--meta_lr=0.1',
+                      '--num_updates=5', '--meta_batch_size=2'))
 
 
 def test_data_made_by_other_scripts_is_used_when_it_is_the_full_set(omniglot, monkeypatch,
