@@ -204,6 +204,11 @@ class RunConfig:
         if self.random_init and (self.train or self.checkpoint or self.test_iter >= 0):
             raise UserError('--random_init=True evaluates a fresh initialisation: it takes '
                             '--train=False and no --checkpoint or --test_iter')
+        if self.train and (self.train_k, self.train_lr) != (self.update_batch_size,
+                                                             self.update_lr):
+            raise UserError('--train_update_batch_size / --train_update_lr name the K and alpha a '
+                            'run was trained with, to evaluate it with others (--train=False); '
+                            'to train with them, give --update_batch_size / --update_lr')
         if self.test_iter >= 0 and (self.train or self.checkpoint):
             raise UserError('--test_iter picks the checkpoint to evaluate: it takes --train=False '
                             'and no --checkpoint (training resumes from the latest)')

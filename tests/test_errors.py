@@ -49,6 +49,10 @@ def checkpoints(tmp_path):
     ('--train=False --checkpoint=x', None),
     ('--checkpoint=x', '--checkpoint is for evaluation'),
     ('--train=False --test_iter=5', None),
+    ('--train_update_lr=0.1', '--train_update_batch_size / --train_update_lr name the K and'),
+    ('--train_update_batch_size=3', '--train_update_batch_size / --train_update_lr name the K'),
+    ('--train_update_batch_size=5 --train_update_lr=0.01', None),    # the same as training's
+    ('--train=False --train_update_lr=0.1', None),
     ('--test_iter=5', '--test_iter picks the checkpoint to evaluate: it takes --train=False'),
     ('--train=False --checkpoint=x --test_iter=5', '--test_iter picks the checkpoint to eval'),
     ('--train=False --random_init=True --test_iter=5', 'takes --train=False and no --checkp'),
