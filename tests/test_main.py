@@ -210,7 +210,8 @@ def test_experiment_names_are_the_originals():
     assert name('--baseline=oracle', '--norm=None').endswith('updatelr0.001oraclenonorm')
     # evaluation with another K and alpha names the training folder
     assert name('--train=False', '--update_batch_size=5', '--train_update_batch_size=1',
-                '--update_lr=0.4', '--train_update_lr=0.1').startswith('cls_5.mbs_25.ubs_1.numstep1.updatelr0.1')
+                '--update_lr=0.4', '--train_update_lr=0.1').startswith(
+        'cls_5.mbs_25.ubs_1.numstep1.updatelr0.1')
 
 
 def max_pools_run(trainer, itr, summarize):
