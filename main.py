@@ -147,7 +147,7 @@ class Trainer:
     def restore_or_init(self):
         """Initialise, then restore the newest readable checkpoint; returns its step."""
         self.sess.run(tf.global_variables_initializer())
-        found = [path for _, path in utils.checkpoints_in(self.exp_dir)] if self.run.resume else []
+        found = [path for _, path in utils.checkpoints_in(self.exp_dir)]
         for i, path in enumerate(found):
             try:
                 missing = maml.restore_variables(self.sess, path, tf.global_variables())
@@ -351,17 +351,8 @@ def missing_checkpoint_hint(run):
 
 def trained_runs_in(logdir):
     """(experiment folder, its settings) for each folder of `logdir` holding a checkpoint."""
-    try:
-        names = sorted(os.listdir(logdir))
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        folder = os.path.join(logdir, name)
-        stored = utils.read_settings(folder) if os.path.isdir(folder) else None
-        if stored and utils.checkpoints_in(folder):
-            found.append((folder, stored))
-    return found
+    found = [(folder, utils.read_settings(folder)) for folder in utils.trained_folders_in(logdir)]
+    return [(folder, stored) for folder, stored in found if stored]
 
 
 def check_fits(run, checkpoint):
@@ -512,7 +503,7 @@ def refuse_fresh_run_beside_checkpoints(run):
 
 def trained_already(run):
     """Say so, without loading any data, when the newest checkpoint holds every iteration."""
-    found = utils.checkpoints_in(run.exp_dir) if run.resume else []
+    found = utils.checkpoints_in(run.exp_dir)
     if run.total_iterations == 0 or not found or found[0][0] < run.total_iterations:
         return False
     print(f'Nothing to train: {run.exp_dir} already holds {found[0][0]} of '

@@ -44,6 +44,16 @@ def checkpoints_in(folder):
     return sorted(found, reverse=True)
 
 
+def trained_folders_in(logdir):
+    """The folders of `logdir` holding a checkpoint, sorted: a --logdir holds one
+    experiment folder per setting string."""
+    try:
+        names = sorted(os.listdir(logdir))
+    except OSError:
+        return []
+    return [os.path.join(logdir, n) for n in names if checkpoints_in(os.path.join(logdir, n))]
+
+
 def check_writable(folder):
     """Make `folder` and check a file can be written in it, before any training."""
     probe = os.path.join(folder, '.write_test')

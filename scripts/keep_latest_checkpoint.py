@@ -64,9 +64,7 @@ def experiment_folders(folder):
     --logdir holds one experiment folder per setting string."""
     if utils.checkpoints_in(folder):
         return [folder]
-    inside = sorted(os.path.join(folder, n) for n in os.listdir(folder)) \
-        if os.path.isdir(folder) else []
-    found = [f for f in inside if os.path.isdir(f) and utils.checkpoints_in(f)]
+    found = utils.trained_folders_in(folder)
     if not found:
         raise UserError(f'no model<N> checkpoint in {folder} or the folders in it; '
                         f'nothing deleted')
