@@ -308,12 +308,23 @@ def checkpoint_prefix(path):
         found = utils.checkpoints_in(path)
         if not found:
             raise UserError(f'--checkpoint={path} is a folder without model<N> checkpoints; '
-                            f'give a checkpoint prefix such as {os.path.join(path, "model60000")}')
+                            f'{folder_checkpoint_hint(path)}')
         return found[0][1]
     for suffix in ('.index', '.meta'):
         if path.endswith(suffix):
             return path[:-len(suffix)]
     return path.split('.data-')[0]
+
+
+def folder_checkpoint_hint(path):
+    """A --logdir given as --checkpoint: name its experiment folders that hold one."""
+    runs = utils.trained_folders_in(path)
+    if not runs:
+        return ('give a run\'s experiment folder (the one holding settings.json) '
+                'or a model<N> prefix')
+    if len(runs) == 1:
+        return f'it is a --logdir; give its experiment folder --checkpoint={runs[0]}'
+    return 'it is a --logdir; give one of its experiment folders: ' + ', '.join(runs)
 
 
 def find_checkpoint(run):

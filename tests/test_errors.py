@@ -2,6 +2,7 @@
 and none destroys a checkpoint or a result."""
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -204,7 +205,17 @@ def test_checkpoint_given_as_folder_file_or_damaged(tmp_path):
     execute(*evaluate, f'--checkpoint={folder}/model2.index')
     assert utils.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01_val_2tasks.csv'))[
         'checkpoint'] == 'model2'
-    with pytest.raises(UserError, match='a folder without model<N> checkpoints'):
+    with pytest.raises(UserError, match=r'a folder without model<N> checkpoints; it is a '
+                                        r'--logdir; give its experiment folder '
+                                        rf'--checkpoint={re.escape(folder)}$'):
+        execute(*evaluate, f'--checkpoint={tmp_path}')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(UserError, match=r'without model<N> checkpoints; give a run\'s experiment '
+                                        r'folder \(the one holding settings.json\)'):
+        execute(*evaluate, f'--checkpoint={tmp_path / "empty"}')
+    shutil.copytree(folder, tmp_path / 'other')
+    with pytest.raises(UserError, match=r'give one of its experiment folders: '
+                                        rf'{re.escape(folder)}, {re.escape(str(tmp_path))}/other$'):
         execute(*evaluate, f'--checkpoint={tmp_path}')
     with open(glob.glob(os.path.join(folder, 'model4.data-*'))[0], 'r+b') as f:
         f.truncate(10)
