@@ -180,6 +180,16 @@ def regress(run):
     return [['x', 'prediction']] + [[f'{x:g}', f'{y:.6f}'] for x, y in zip(xs, predictions[:, 0])]
 
 
+def check_out(path):
+    """Refuse an --out that cannot be a file before any work is done."""
+    if os.path.isdir(path):
+        raise UserError(f'--out={path} is a folder; give a file, such as '
+                        f'{os.path.join(path, "predictions.csv")}')
+    parent = os.path.dirname(path) or '.'
+    if not os.path.isdir(parent):
+        raise UserError(f'--out={path}: the folder {parent} does not exist')
+
+
 def write_rows(path, rows):
     text = io.StringIO()
     csv.writer(text, lineterminator='\n').writerows(rows)
@@ -190,6 +200,7 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f'error: unexpected argument {argv[1]!r}; flags take the form --name=value')
     try:
+        check_out(FLAGS.out)
         run, stored = run_from_flags()
         rows = regress(run) if run.datasource == 'sinusoid' else classify(run, stored)
         write_rows(FLAGS.out, rows)

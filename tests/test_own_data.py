@@ -266,6 +266,12 @@ def test_adapt_refuses_bad_input_in_one_line_and_writes_nothing(own, trained, tm
     for args, message in cases:
         assert message in one_error_line(adapt(*base, *args))
         assert not out.exists()
+    good = [f'--checkpoint={checkpoint}', f'--support={task / "support"}',
+            f'--query={task / "query"}']
+    assert one_error_line(adapt(*good, f'--out={tmp_path}')) == (
+        f'error: --out={tmp_path} is a folder; give a file, such as {tmp_path}/predictions.csv')
+    assert one_error_line(adapt(*good, f'--out={tmp_path}/no/out.csv')) == (
+        f'error: --out={tmp_path}/no/out.csv: the folder {tmp_path}/no does not exist')
 
 
 # ------------------------------------------------------------------ the released checkpoint
