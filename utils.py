@@ -287,8 +287,8 @@ def write_atomically(path, data):
     except OSError as err:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        raise UserError(f'cannot write {path} ({err.strerror or err}); '
-                        f'it was left as it was') from None
+        kept = 'it was left as it was' if os.path.lexists(path) else 'nothing was written'
+        raise UserError(f'cannot write {path} ({err.strerror or err}); {kept}') from None
 
 
 def write_eval_results(folder, basename, values, checkpoint=None, split=None):

@@ -129,6 +129,17 @@ def test_a_full_disk_while_writing_a_result_leaves_the_previous_pair_whole(tmp_p
     assert {f: open(os.path.join(folder, f), 'rb').read() for f in os.listdir(folder)} == before
 
 
+def test_a_failed_write_says_whether_an_older_file_was_kept(tmp_path):
+    with pytest.raises(UserError, match=r'cannot write .*/no/r.md \(No such file or directory\); '
+                                        r'nothing was written$'):
+        utils.write_atomically(str(tmp_path / 'no' / 'r.md'), 'new')
+    (tmp_path / 'r.md').write_text('old')
+    os.symlink('/dev/full', tmp_path / f'r.md.tmp{os.getpid()}')
+    with pytest.raises(UserError, match=r'\(No space left on device\); it was left as it was$'):
+        utils.write_atomically(str(tmp_path / 'r.md'), 'new')
+    assert (tmp_path / 'r.md').read_text() == 'old'
+
+
 @pytest.mark.parametrize('damage', ['no_pkl', 'empty_pkl', 'garbage_pkl', 'short_csv'])
 def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage):
     from scripts import experiments, make_table
