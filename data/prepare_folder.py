@@ -74,6 +74,9 @@ def read_layout(source, proportions, seed):
     if not os.path.isdir(source):
         raise PrepError(f'--source={source} is not a folder')
     folders = visible(source, want_dirs=True)
+    if not folders and visible(source, want_dirs=False):
+        raise PrepError(f'{source} holds files but no class folders; give the folder whose '
+                        f'sub-folders are the classes (one folder of images per class)')
     if not folders:
         raise PrepError(f'{source} holds no class folders')
     splits = [f for f in folders if f in SPLITS]
@@ -142,7 +145,22 @@ def write_image(path, out_folder, size, channels, names):
         raise PrepError(f'{path} is not a readable image ({err}); nothing was written') from None
 
 
+def check_apart(source, dest):
+    """Refuse a --dest inside --source (the next run would take it for a class) or
+    a --source inside --dest (which the output replaces)."""
+    src, dst = os.path.realpath(source), os.path.realpath(dest)
+    if dst == src:
+        raise PrepError(f'--dest={dest} is --source; choose another --dest. Nothing was changed')
+    if dst.startswith(src + os.sep):
+        raise PrepError(f'--dest={dest} lies inside --source={source}, where it would be taken '
+                        f'for a class folder; choose a --dest outside it. Nothing was changed')
+    if src.startswith(dst + os.sep):
+        raise PrepError(f'--source={source} lies inside --dest={dest}, which the output '
+                        f'replaces; choose another --dest. Nothing was changed')
+
+
 def prepare(args):
+    check_apart(args.source, args.dest)
     layout = read_layout(args.source, args.proportions, args.seed)
     found, channels = list_images(layout)
     output = AtomicFolder(args.dest)

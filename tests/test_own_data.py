@@ -3,6 +3,7 @@ model adapted to a new task (scripts/adapt.py); the released checkpoint through 
 import csv
 import os
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -113,6 +114,20 @@ def test_a_source_of_another_shape_is_named(tmp_path, layout, message):
     line = one_error_line(prepare(source, tmp_path / 'prep'))
     assert message in line
     assert not os.path.exists(tmp_path / 'prep')
+
+
+def test_a_dest_overlapping_the_source_or_a_class_folder_as_source_is_refused(tmp_path):
+    source = tmp_path / 'src'
+    synthetic.class_folders(str(source), classes=4, per_class=3)
+    before = sorted(p for p in source.rglob('*'))
+    cases = [(source, source, 'is --source; choose another --dest'),
+             (source, source / 'out', 'lies inside --source=.*taken for a class folder'),
+             (source / 'class_00', tmp_path, 'lies inside --dest=.*which the output replaces'),
+             (source / 'class_00', tmp_path / 'p', 'holds files but no class folders; give the '
+                                                  'folder whose sub-folders are the classes')]
+    for src, dest, message in cases:
+        assert re.search(message, one_error_line(prepare(src, dest)))
+    assert sorted(p for p in source.rglob('*')) == before and not (tmp_path / 'p').exists()
 
 
 def test_rerunning_never_deletes_a_file_the_user_added(own, tmp_path):
