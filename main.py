@@ -30,6 +30,13 @@ from utils import UserError
 # failed) say nothing useful and would sit right above this program's own messages.
 NO_GPU_DRIVER = not os.path.exists('/proc/driver/nvidia/version')
 tf = maml = None    # TensorFlow and the model, imported by load_tensorflow()
+KEPT_CHECKPOINTS = 3            # the newest ones; older ones are deleted as training goes
+MILESTONE_INTERVAL = 10000      # checkpoints at multiples of this are never deleted by training
+
+
+def is_milestone(path):
+    """Whether a model<N> checkpoint prefix is one training keeps."""
+    return int(os.path.basename(path)[len('model'):]) % MILESTONE_INTERVAL == 0
 
 
 @contextlib.contextmanager
@@ -132,7 +139,8 @@ class Trainer:
             pretrain=run.pretrain_iterations > 0 or oracle,
             metatrain=run.metatrain_iterations > 0 and not oracle)
         # relative paths in the state file, so a committed or moved run still resumes
-        self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=3, save_relative_paths=True)
+        self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=KEPT_CHECKPOINTS,
+                                    save_relative_paths=True)
         self.sess = new_session(run)
         self.writer = tf.summary.FileWriter(self.exp_dir) if run.log else None
         self.weights_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v))
@@ -157,7 +165,9 @@ class Trainer:
                 continue
             if missing:
                 print(f'Note: {len(missing)} variables not in {path} start fresh: {missing[:3]}...')
-            self.saver.recover_last_checkpoints(found[i:][::-1])   # so the oldest are pruned
+            # the ones training prunes, oldest first (milestones are never pruned)
+            self.saver.recover_last_checkpoints([p for p in found[i:][::-1]
+                                                 if not is_milestone(p)])
             self.last_saved = os.path.basename(path)
             return int(self.sess.run(self.global_step))
         if found:
@@ -199,6 +209,9 @@ class Trainer:
             kept = f'{self.last_saved} is kept' if self.last_saved else 'nothing was saved'
             raise UserError(f'cannot save model{done} in {self.exp_dir} ({first_line(err)}); '
                             f'{kept}. Free some space and run the same command') from None
+        if is_milestone(path):      # kept for later evaluation: out of the pruned list
+            self.saver.set_last_checkpoints_with_time(
+                [(p, time.time()) for p in self.saver.last_checkpoints if p != path])
         if self.writer:
             self.writer.flush()
         self.last_saved = os.path.basename(path)

@@ -54,6 +54,20 @@ def test_relaunching_a_finished_run_says_so(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_training_keeps_the_newest_three_checkpoints_and_every_milestone(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setattr(main, 'MILESTONE_INTERVAL', 4)
+    folder = sine_dir(str(tmp_path))
+
+    def kept():
+        return [n for n, _ in sorted((int(f[5:-6]), f) for f in os.listdir(folder)
+                                     if f.endswith('.index'))]
+    execute(*sine(tmp_path, '--metatrain_iterations=14', '--save_interval=2'))
+    assert kept() == [4, 6, 8, 10, 12, 14]                     # model2 pruned
+    execute(*sine(tmp_path, '--metatrain_iterations=22', '--save_interval=2'))   # resumed
+    assert kept() == [4, 8, 12, 14, 16, 18, 20, 22]             # model6 and 10 pruned
+
+
 def test_pruned_run_keeps_only_the_latest_checkpoint_and_resumes(tmp_path, capsys):
     from scripts import keep_latest_checkpoint
     execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=4'))
