@@ -34,11 +34,6 @@ KEPT_CHECKPOINTS = 3            # the newest ones; older ones are deleted as tra
 MILESTONE_INTERVAL = 10000      # checkpoints at multiples of this are never deleted by training
 
 
-def is_milestone(path):
-    """Whether a model<N> checkpoint prefix is one training keeps."""
-    return int(os.path.basename(path)[len('model'):]) % MILESTONE_INTERVAL == 0
-
-
 @contextlib.contextmanager
 def native_stderr_hidden(hide):
     """Send file descriptor 2 to /dev/null meanwhile (C++ logging bypasses Python)."""
@@ -155,8 +150,8 @@ class Trainer:
     def restore_or_init(self):
         """Initialise, then restore the newest readable checkpoint; returns its step."""
         self.sess.run(tf.global_variables_initializer())
-        found = [path for _, path in utils.checkpoints_in(self.exp_dir)]
-        for i, path in enumerate(found):
+        found = utils.checkpoints_in(self.exp_dir)
+        for i, (_, path) in enumerate(found):
             try:
                 missing = maml.restore_variables(self.sess, path, tf.global_variables())
             except (tf.errors.OpError, ValueError) as err:
@@ -166,8 +161,8 @@ class Trainer:
             if missing:
                 print(f'Note: {len(missing)} variables not in {path} start fresh: {missing[:3]}...')
             # the ones training prunes, oldest first (milestones are never pruned)
-            self.saver.recover_last_checkpoints([p for p in found[i:][::-1]
-                                                 if not is_milestone(p)])
+            self.saver.recover_last_checkpoints([p for step, p in found[i:][::-1]
+                                                 if step % MILESTONE_INTERVAL])
             self.last_saved = os.path.basename(path)
             return int(self.sess.run(self.global_step))
         if found:
@@ -209,7 +204,7 @@ class Trainer:
             kept = f'{self.last_saved} is kept' if self.last_saved else 'nothing was saved'
             raise UserError(f'cannot save model{done} in {self.exp_dir} ({first_line(err)}); '
                             f'{kept}. Free some space and run the same command') from None
-        if is_milestone(path):      # kept for later evaluation: out of the pruned list
+        if done % MILESTONE_INTERVAL == 0:      # kept for later evaluation: out of the pruned list
             self.saver.set_last_checkpoints_with_time(
                 [(p, time.time()) for p in self.saver.last_checkpoints if p != path])
         if self.writer:
