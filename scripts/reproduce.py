@@ -21,6 +21,9 @@ from scripts import experiments, jobs, make_table
 from scripts.steps import ROOT, SMOKE_TASKS, run
 from utils import UserError
 
+# the lowest value each numeric option takes
+MINIMUMS = {'jobs': 1, 'smoke_iterations': 1, 'mini5shot_meta_batch_size': 1,
+            'omniglot_iterations': 1, 'seeds': 1}
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -54,12 +57,23 @@ def parse_args(argv=None):
     unknown = sorted(set(selected) - set(names))
     if unknown:
         parser.error(f'unknown experiment {", ".join(unknown)}; choose from {", ".join(names)}')
-    if args.jobs < 1 or args.smoke_iterations < 1:
-        parser.error('--jobs and --smoke_iterations must be at least 1')
+    check_numbers(parser, args)
+    jobs.check_arguments(parser, args)
     args.selected = selected
     args.logdir = os.path.abspath(args.logdir or os.path.join(ROOT, 'logs',
                                                               'smoke' if args.smoke else ''))
     return args
+
+
+def check_numbers(parser, args):
+    """Refuse a number below what it can be before anything runs: --seeds=0 would
+    train nothing and a negative one drop seeds from the end, unsaid."""
+    for name, lowest in {**MINIMUMS, **jobs.SLURM_MINIMUMS}.items():
+        value = getattr(args, name)
+        if value is not None and value < lowest:
+            parser.error(f'--{name} must be at least {lowest} (got {value})')
+    if args.sine_update_lr <= 0:
+        parser.error(f'--sine_update_lr must be positive (got {args.sine_update_lr})')
 
 
 def prepare_data(args, needed):

@@ -60,3 +60,34 @@ def test_optional_experiments_run_only_when_named_and_only_tolerates_spaces():
     assert len(every) == len(experiments.experiments()) - 1
     named = reproduce.parse_args(['--only', 'miniimagenet5shot_fo_mbs4, sine_oracle,']).selected
     assert named == ['miniimagenet5shot_fo_mbs4', 'sine_oracle']
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--seeds', '0'], '--seeds must be at least 1 (got 0)'),       # used to train nothing
+    (['--seeds', '-1'], '--seeds must be at least 1 (got -1)'),     # used to drop the last seed
+    (['--jobs', '0'], '--jobs must be at least 1 (got 0)'),
+    (['--omniglot_iterations', '-5'], '--omniglot_iterations must be at least 1 (got -5)'),
+    (['--mini5shot_meta_batch_size', '0'], '--mini5shot_meta_batch_size must be at least 1'),
+    (['--sine_update_lr', '0'], '--sine_update_lr must be positive (got 0.0)'),
+    (['--cluster', 'slurm', '--time_limit', '0'], '--time_limit must be at least 1 (got 0)'),
+    (['--cluster', 'slurm', '--gpus_per_job', '-1'], '--gpus_per_job must be at least 0'),
+    (['--cluster', 'slurm', '--cpus_per_job', '0'], '--cpus_per_job must be at least 1'),
+    # SLURM's options without --cluster slurm used to run everything on this machine
+    (['--partition', 'gpu', '--time_limit', '240'],
+     '--partition, --time_limit are for SLURM jobs: add --cluster slurm'),
+    (['--sbatch', 'account=abc'], '--sbatch is for SLURM jobs: add --cluster slurm'),
+])
+def test_numbers_out_of_range_and_slurm_options_without_slurm_are_refused(argv, message, capsys):
+    from scripts import reproduce
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_slurm_options_take_their_defaults_with_slurm():
+    from scripts import reproduce
+    cpu_only = reproduce.parse_args(['--gpus_per_job', '0', '--cluster', 'slurm'])
+    assert (cpu_only.gpus_per_job, cpu_only.time_limit, cpu_only.cpus_per_job) == (0, 1440, None)
+    assert reproduce.parse_args(['--cluster', 'slurm']).gpus_per_job == 1
+    assert reproduce.parse_args(['--cluster', 'slurm', '--seeds', '1']).sbatch == ()
