@@ -22,6 +22,18 @@ def folder_argument(text):
     return text
 
 
+def source_folder(text):
+    """argparse type of --source: an existing folder. The zip or CSV itself, a common
+    slip, is answered with the folder to give instead."""
+    folder_argument(text)
+    if os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f'{text} is a file: give the folder holding it, '
+                                         f'{os.path.dirname(text) or "."}')
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f'{text} is not a folder')
+    return text
+
+
 def run(main):
     """Call main(); turn PrepError and Ctrl-C into a one-line message and exit code."""
     try:

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
 from data import images
-from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, run
+from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, run, source_folder
 
 SPLITS = ('train', 'val', 'test')
 COPIED_FORMATS = {'JPEG': ('.jpg', '.jpeg'), 'PNG': ('.png',)}
@@ -28,7 +28,7 @@ COPIED_FORMATS = {'JPEG': ('.jpg', '.jpeg'), 'PNG': ('.png',)}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--source', type=folder_argument, required=True,
+    parser.add_argument('--source', type=source_folder, required=True,
                         help='folder of class folders, or of train/, val/, test/ holding them')
     parser.add_argument('--dest', type=folder_argument, required=True,
                         help='output folder (give it as --data_dir)')
@@ -71,8 +71,6 @@ def split_counts(num_classes, proportions):
 
 def read_layout(source, proportions, seed):
     """{split: [(class name, class folder)]} of the source."""
-    if not os.path.isdir(source):
-        raise PrepError(f'--source={source} is not a folder')
     folders = visible(source, want_dirs=True)
     if not folders and visible(source, want_dirs=False):
         raise PrepError(f'{source} holds files but no class folders; give the folder whose '

@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
 from data import prepared
-from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, run
+from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, run, source_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLITS = ('train', 'val', 'test')
@@ -32,7 +32,7 @@ ZIP_NAMES = ('images.zip', 'images_val_test.zip')
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--source', type=folder_argument, required=True,
+    parser.add_argument('--source', type=source_folder, required=True,
                         help='folder holding the split CSVs and images/ or images.zip')
     parser.add_argument('--dest', type=folder_argument, default=os.path.join(HERE, 'miniImagenet'),
                         help='output folder')

@@ -18,7 +18,15 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
 from data import prepared
-from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, locate, run
+from data.prep_utils import (
+    AtomicFolder,
+    PrepError,
+    Progress,
+    folder_argument,
+    locate,
+    run,
+    source_folder,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZIPS = ('images_background.zip', 'images_evaluation.zip')
@@ -29,7 +37,7 @@ NUM_CHARACTERS, NUM_IMAGES = 1623, 32460
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--source', type=folder_argument,
+    parser.add_argument('--source', type=source_folder,
                         help='folder holding images_background.zip and images_evaluation.zip')
     parser.add_argument('--dest', type=folder_argument,
                         default=os.path.join(HERE, 'omniglot_resized'),

@@ -17,6 +17,7 @@ import os
 import sys
 
 import utils
+from data.prep_utils import source_folder
 from scripts import experiments, jobs, make_table
 from scripts.steps import ROOT, SMOKE_TASKS, run
 from utils import UserError
@@ -35,9 +36,9 @@ def parse_args(argv=None):
                             e.name for e in every if e.optional) + ')')
     parser.add_argument('--logdir', default=None, help='default: logs (smoke: logs/smoke)')
     parser.add_argument('--data_dir', default=os.path.join(ROOT, 'data'))
-    parser.add_argument('--omniglot_source',
+    parser.add_argument('--omniglot_source', type=source_folder,
                         help='folder with the Omniglot zips, to prepare the data')
-    parser.add_argument('--miniimagenet_source',
+    parser.add_argument('--miniimagenet_source', type=source_folder,
                         help='folder with the miniImagenet CSVs and images')
     parser.add_argument('--smoke', action='store_true',
                         help='tiny synthetic data, --smoke_iterations each')

@@ -322,6 +322,24 @@ def test_an_empty_dest_is_refused(tmp_path, script):
     assert proc.returncode == 2 and 'argument --dest: must name a folder' in proc.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('script', ['prepare_omniglot.py', 'prepare_miniimagenet.py',
+                                    'prepare_folder.py'])
+def test_a_source_that_is_a_file_or_missing_is_refused_before_any_work(tmp_path, script):
+    """The downloaded zip given as --source is answered with its folder; a mistyped
+    --source used to pass unnoticed where the data was already prepared."""
+    archive = tmp_path / 'images.zip'
+    archive.write_bytes(b'PK')
+    dest = str(tmp_path / 'dest')
+    proc = run_script(f'data/{script}', '--source', str(archive), '--dest', dest)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        f'argument --source: {archive} is a file: give the folder holding it, {tmp_path}')
+    proc = run_script(f'data/{script}', '--source', str(tmp_path / 'typo'), '--dest', dest)
+    assert proc.returncode == 2 and f'{tmp_path / "typo"} is not a folder' in proc.stderr
+    assert not os.path.exists(dest)
+
+
 def fill(folder, leave):
     """Fill the file system holding `folder` but for `leave` bytes; returns the filler's path."""
     path = os.path.join(folder, 'filler')

@@ -76,6 +76,9 @@ def test_optional_experiments_run_only_when_named_and_only_tolerates_spaces():
     (['--partition', 'gpu', '--time_limit', '240'],
      '--partition, --time_limit are for SLURM jobs: add --cluster slurm'),
     (['--sbatch', 'account=abc'], '--sbatch is for SLURM jobs: add --cluster slurm'),
+    (['--omniglot_source', '/nonexistent'], 'argument --omniglot_source: /nonexistent is not a '),
+    (['--miniimagenet_source', os.path.join(ROOT, 'README.md')],
+     f'README.md is a file: give the folder holding it, {ROOT}'),
 ])
 def test_numbers_out_of_range_and_slurm_options_without_slurm_are_refused(argv, message, capsys):
     from scripts import reproduce
