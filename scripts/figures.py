@@ -1,4 +1,5 @@
 """What the figure scripts share: matplotlib drawing to files, and one-line errors."""
+import os
 import sys
 
 from utils import UserError
@@ -15,9 +16,30 @@ def pyplot():
     return plt
 
 
+def output_path(out):
+    """The file a figure will be saved to, checked before any work: matplotlib adds .png
+    to a name without a suffix (the file it writes is named), and fails only at the end
+    on a format it does not know."""
+    pyplot()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    if os.path.isdir(out):
+        raise UserError(f'--out={out} is a folder; give a file name, e.g. '
+                        f'{os.path.join(out, "figure.png")}')
+    suffix = os.path.splitext(out)[1]
+    if not suffix:
+        out += '.png'
+    elif suffix[1:].lower() not in FigureCanvasAgg.get_supported_filetypes():
+        known = ', '.join(sorted(FigureCanvasAgg.get_supported_filetypes()))
+        raise UserError(f'--out={out}: matplotlib cannot write {suffix} files; use one of {known}')
+    return out
+
+
 def run(main):
-    """Call a figure script's main(); a UserError ends it in one line, exit code 1."""
+    """Call a figure script's main(); a UserError or a failed write ends it in one line,
+    exit code 1."""
     try:
         main()
     except UserError as err:
         sys.exit(f'error: {err}')
+    except OSError as err:
+        sys.exit(f'error: cannot write or read {err.filename or "a file"} ({err.strerror or err})')

@@ -64,6 +64,7 @@ def main():
     args = parser.parse_args()
     if args.smooth < 1:
         parser.error(f'--smooth must be at least 1, got {args.smooth}')
+    args.out = figures.output_path(args.out)
     curves = []
     for run in args.runs:
         steps, values = read_scalars(run, args.tag)

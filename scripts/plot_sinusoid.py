@@ -70,6 +70,10 @@ def main():
     parser.add_argument('--seed', type=int, default=0, help='which task to draw')
     parser.add_argument('--out', default='logs/figures/sinusoid.png')
     args = parser.parse_args()
+    if args.k < 1 or args.seed < 0 or args.update_lr <= 0:
+        parser.error(f'--k must be at least 1, --seed at least 0 and --update_lr positive '
+                     f'(got {args.k}, {args.seed}, {args.update_lr})')
+    args.out = figures.output_path(args.out)
     task, grid = sample_task(args.k, args.seed), np.linspace(-5, 5, 200)
     curves = {'MAML': sinusoid_predictions(args.maml, task, grid, args.update_lr)}
     if args.pretrained:

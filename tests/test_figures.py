@@ -1,11 +1,12 @@
-"""The figure scripts' data (matplotlib itself is optional and not needed here)."""
+"""The figure scripts: their data without matplotlib, and the scripts themselves end to
+end where it is installed (requirements-plots.txt; CI installs it)."""
 import os
 
 import numpy as np
 import pytest
 
 from scripts import plot_curves, plot_sinusoid
-from tests.helpers import SINE, sine_dir
+from tests.helpers import SINE, run_script, sine_dir
 
 
 @pytest.mark.slow
@@ -44,6 +45,27 @@ def test_a_resumed_runs_newer_event_file_wins_whatever_the_mtimes(tmp_path):
     write_event_file(new, 100, 2.0, str(tmp_path / 'scratch2'))
     os.utime(new, (1, 1))              # as after a fresh clone: mtimes say nothing
     assert plot_curves.read_scalars(str(run), 'Post-update loss, step 1') == ([100], [2.0])
+
+
+@pytest.mark.slow
+def test_plot_curves_names_the_file_it_writes_and_refuses_a_bad_out_before_any_work(tmp_path):
+    pytest.importorskip('matplotlib', reason='the figure scripts need requirements-plots.txt')
+    run = tmp_path / 'run'
+    run.mkdir()
+    write_event_file(str(run / 'events.out.tfevents.1000.host'), 100, 1.0, str(tmp_path / 's'))
+    proc = run_script('-m scripts.plot_curves', str(run), '--out', str(tmp_path / 'curves'))
+    assert proc.returncode == 0, proc.stderr        # matplotlib adds .png; the message says so
+    assert proc.stdout.strip() == f'Wrote {tmp_path / "curves.png"}'
+    assert (tmp_path / 'curves.png').read_bytes().startswith(b'\x89PNG')
+    for out, message in ((tmp_path / 'c.xyz', 'matplotlib cannot write .xyz files; use one of '),
+                         (run, f'is a folder; give a file name, e.g. {run / "figure.png"}')):
+        proc = run_script('-m scripts.plot_curves', str(run), '--out', str(out))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f'error: --out={out}') and message in lines[0]
+    assert sorted(os.listdir(tmp_path)) == ['curves.png', 'run', 's']      # nothing else written
+    proc = run_script('-m scripts.plot_sinusoid', '--maml', 'x', '--k', '0')
+    assert proc.returncode == 2 and '--k must be at least 1' in proc.stderr
 
 
 def test_moving_average_is_the_mean_of_each_value_and_those_before_it():
