@@ -101,6 +101,8 @@ def main():
     parser.add_argument('--paper', action='store_true',
                         help="mark the paper's MAML numbers in the figure")
     args = parser.parse_args()
+    if args.out:
+        args.out = figures.output_path(args.out)
     runs = [load(r, args.k, args.update_lr) for r in args.runs]
     print(table(runs))
     if args.out:

@@ -64,6 +64,8 @@ def test_plot_curves_names_the_file_it_writes_and_refuses_a_bad_out_before_any_w
         assert proc.returncode == 1 and len(lines) == 1, proc.stderr
         assert lines[0].startswith(f'error: --out={out}') and message in lines[0]
     assert sorted(os.listdir(tmp_path)) == ['curves.png', 'run', 's']      # nothing else written
+    proc = run_script('-m scripts.sinusoid_seeds', str(run), '--out', str(run))   # no results
+    assert proc.returncode == 1 and 'is a folder; give a file name' in proc.stderr   # yet
     proc = run_script('-m scripts.plot_sinusoid', '--maml', 'x', '--k', '0')
     assert proc.returncode == 2 and '--k must be at least 1' in proc.stderr
 
