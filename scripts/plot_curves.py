@@ -71,6 +71,12 @@ def main():
         if not steps:
             raise UserError(f'no "{args.tag}" summaries under {run}')
         curves.append((os.path.basename(run.rstrip('/')), steps, values))
+    draw(curves, args)
+    print(f'Wrote {args.out}')
+
+
+def draw(curves, args):
+    """One line per (label, steps, values), smoothed with --smooth, saved to --out."""
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, steps, values in curves:
@@ -88,7 +94,6 @@ def main():
     fig.tight_layout()
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     fig.savefig(args.out, dpi=100)
-    print(f'Wrote {args.out}')
 
 
 if __name__ == '__main__':
