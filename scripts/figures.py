@@ -20,17 +20,18 @@ def output_path(out):
     """The file a figure will be saved to, checked before any work: matplotlib adds .png
     to a name without a suffix (the file it writes is named), and fails only at the end
     on a format it does not know."""
-    pyplot()
+    pyplot()                     # the one-line error when matplotlib is missing
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     if os.path.isdir(out):
         raise UserError(f'--out={out} is a folder; give a file name, e.g. '
                         f'{os.path.join(out, "figure.png")}')
     suffix = os.path.splitext(out)[1]
+    formats = FigureCanvasAgg.get_supported_filetypes()
     if not suffix:
         out += '.png'
-    elif suffix[1:].lower() not in FigureCanvasAgg.get_supported_filetypes():
-        known = ', '.join(sorted(FigureCanvasAgg.get_supported_filetypes()))
-        raise UserError(f'--out={out}: matplotlib cannot write {suffix} files; use one of {known}')
+    elif suffix[1:].lower() not in formats:
+        raise UserError(f'--out={out}: matplotlib cannot write {suffix} files; use one of '
+                        f'{", ".join(sorted(formats))}')
     return out
 
 

@@ -26,6 +26,7 @@ from utils import UserError
 MINIMUMS = {'jobs': 1, 'smoke_iterations': 1, 'mini5shot_meta_batch_size': 1,
             'omniglot_iterations': 1, 'seeds': 1}
 
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
