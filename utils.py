@@ -44,6 +44,17 @@ def checkpoints_in(folder):
     return sorted(found, reverse=True)
 
 
+def checkpoints_named_by_state(folder):
+    """The model<N> names that TensorFlow's `checkpoint` state file in `folder` lists
+    (read as text: a damaged file names none)."""
+    try:
+        with open(os.path.join(folder, 'checkpoint'), errors='replace') as f:
+            text = f.read()
+    except OSError:
+        return []
+    return sorted(set(re.findall(r'"(model\d+)"', text)), key=checkpoint_iteration)
+
+
 def trained_folders_in(logdir):
     """The folders of `logdir` holding a checkpoint, sorted: a --logdir holds one
     experiment folder per setting string."""

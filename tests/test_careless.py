@@ -80,6 +80,22 @@ def test_checkpoint_files_none_of_which_is_readable_are_refused_not_overwritten(
     assert os.path.getsize(glob.glob(os.path.join(folder, 'model5.data-*'))[0]) == 3
 
 
+@pytest.mark.slow
+def test_a_state_file_whose_checkpoints_are_all_gone_is_refused_not_retrained(tmp_path, capsys):
+    execute(*sine(tmp_path, '--metatrain_iterations=5'))
+    folder = sine_dir(str(tmp_path))
+    for path in glob.glob(os.path.join(folder, 'model5.*')):
+        os.remove(path)                      # e.g. a copy of the folder without its weights
+    with pytest.raises(UserError, match=r'lost its checkpoint files: its checkpoint state names '
+                                        r'model5, but no model\*\.index file is there'):
+        execute(*sine(tmp_path, '--metatrain_iterations=8'))
+    assert utils.checkpoints_in(folder) == []
+    capsys.readouterr()
+    execute(*sine(tmp_path, '--metatrain_iterations=3', '--resume=False'))
+    assert 'iterations 1..3' in capsys.readouterr().out
+    assert [n for n, _ in utils.checkpoints_in(folder)] == [3]
+
+
 # ---------------------------------------------------------------- settings
 @pytest.mark.slow
 def test_a_folder_without_checkpoints_takes_the_corrected_settings(tmp_path, capsys):
