@@ -498,8 +498,7 @@ def execute(run):
     if run.train:
         utils.check_writable(run.exp_dir)
         with utils.training_lock(run.exp_dir):
-            refuse_fresh_run_beside_checkpoints(run)
-            refuse_resume_from_lost_checkpoints(run)
+            refuse_a_start_that_mixes_up_runs(run)
             utils.check_settings(run.exp_dir, run.training_settings())
             for orphan in glob.glob(os.path.join(run.exp_dir, '*.tempstate*')):
                 os.remove(orphan)    # left by a save that was killed
@@ -512,22 +511,19 @@ def execute(run):
         evaluate(run)
 
 
-def refuse_fresh_run_beside_checkpoints(run):
+def refuse_a_start_that_mixes_up_runs(run):
     """--resume=False where an earlier run saved checkpoints would interleave the two runs'
-    checkpoints, and a later resume or evaluation would pick the earlier run's newest."""
+    checkpoints, and a later resume or evaluation would pick the earlier run's newest; a
+    resume where the state file names checkpoints none of which is there (deleted, or not
+    copied with the folder) would train again from iteration 1."""
     found = utils.checkpoints_in(run.exp_dir)
     if not run.resume and found:
         raise UserError(f'--resume=False starts afresh, but {run.exp_dir} holds model{found[0][0]} '
                         f'of an earlier run; move that folder away or give another --logdir')
-
-
-def refuse_resume_from_lost_checkpoints(run):
-    """A folder whose state file names checkpoints none of which is there (deleted, or
-    not copied with the folder) would otherwise train again from iteration 1."""
-    named = utils.checkpoints_named_by_state(run.exp_dir)
-    if run.resume and named and not utils.checkpoints_in(run.exp_dir):
+    lost = None if found or not run.resume else utils.newest_named_by_state(run.exp_dir)
+    if lost:
         raise UserError(f'{run.exp_dir} lost its checkpoint files: its checkpoint state names '
-                        f'{named[-1]}, but no model*.index file is there; restore them to '
+                        f'{lost}, but no model*.index file is there; restore them to '
                         f'resume, or give --resume=False to train this folder from iteration 1')
 
 

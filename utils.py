@@ -20,6 +20,7 @@ class UserError(Exception):
 # ------------------------------------------------------------------- run folder
 SETTINGS_FILE = 'settings.json'
 LOCK_FILE = 'train.lock'
+CHECKPOINT_STATE_FILE = 'checkpoint'   # TensorFlow's list of a folder's checkpoints
 CHECKPOINT_INDEX = re.compile(r'model(\d+)\.index')
 
 
@@ -44,15 +45,15 @@ def checkpoints_in(folder):
     return sorted(found, reverse=True)
 
 
-def checkpoints_named_by_state(folder):
-    """The model<N> names that TensorFlow's `checkpoint` state file in `folder` lists
-    (read as text: a damaged file names none)."""
+def newest_named_by_state(folder):
+    """The newest model<N> that TensorFlow's checkpoint state file in `folder` names, or
+    None (read as text: a damaged file names none)."""
     try:
-        with open(os.path.join(folder, 'checkpoint'), errors='replace') as f:
-            text = f.read()
+        with open(os.path.join(folder, CHECKPOINT_STATE_FILE), errors='replace') as f:
+            names = re.findall(r'"(model\d+)"', f.read())
     except OSError:
-        return []
-    return sorted(set(re.findall(r'"(model\d+)"', text)), key=checkpoint_iteration)
+        return None
+    return max(names, key=checkpoint_iteration, default=None)
 
 
 def trained_folders_in(logdir):

@@ -18,7 +18,6 @@ import sys
 import utils
 from utils import UserError
 
-STATE_FILE = 'checkpoint'
 MODEL_FILE = re.compile(r'^(model\d+)\.(index|meta|data-\d+-of-\d+)$')
 
 
@@ -54,7 +53,7 @@ def keep_latest(folder):
                      if MODEL_FILE.match(name) and MODEL_FILE.match(name).group(1) != keep)
     for name in deleted:
         os.remove(os.path.join(folder, name))
-    with open(os.path.join(folder, STATE_FILE), 'w') as f:
+    with open(os.path.join(folder, utils.CHECKPOINT_STATE_FILE), 'w') as f:
         f.write(f'model_checkpoint_path: "{keep}"\nall_model_checkpoint_paths: "{keep}"\n')
     return keep, deleted
 
