@@ -11,7 +11,7 @@ import os
 
 from absl import flags
 
-from utils import UserError
+from utils import UserError, setting_phrase
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NORM_SUFFIX = {'batch_norm': 'batchnorm', 'layer_norm': 'layernorm', 'None': 'nonorm'}
@@ -317,7 +317,7 @@ class RunConfig:
     def architecture_differences(self, stored):
         """The flags that decide the network or the test split on which `stored` (a
         run's settings.json) differs from this run, as '--name=stored (now ours)'."""
-        return [f'--{k}={theirs} (now {ours})'
+        return [setting_phrase(k, theirs, ours)
                 for k, theirs, ours in self.settings_differences(stored, ARCHITECTURE)]
 
     def settings_differences(self, stored, keys=None):

@@ -5,6 +5,7 @@ lazily from images held in memory, so memory does not grow with the number of
 training tasks. Each batch is a pure function of (seed, iteration): a resumed run
 sees exactly the batches an uninterrupted run would have seen.
 """
+import io
 import os
 import random
 
@@ -17,6 +18,8 @@ from utils import UserError
 
 OMNIGLOT_FOLDER = 'omniglot_resized'
 MINIIMAGENET_FOLDER = 'miniImagenet'
+OMNIGLOT_SCRIPT = 'data/prepare_omniglot.py'
+MINIIMAGENET_SCRIPT = 'data/prepare_miniimagenet.py'
 OMNIGLOT_SPLIT = (1100, 100)   # meta-train, validation; the rest (423) is test
 EVAL_SEED = 1                  # evaluation tasks are the same whatever --seed
 
@@ -104,9 +107,12 @@ class ImageTasks:
         if size < shots_a + shots_b:
             names = self.class_names.get(split)
             which = f'class {names[smallest]}' if names else 'each class'
+            fix = ('lower --update_batch_size' if shots_a > 1 else
+                   'add images to it, or leave it out of the data' if names else
+                   'prepare the full data set')
             raise UserError(f'the {split} split\'s {which} has {size} images; a task '
                             f'needs {shots_a + shots_b} per class (K={shots_a} + {shots_b} '
-                            f'queries): lower --update_batch_size')
+                            f'queries): {fix}')
 
     def sample(self, rng, num_tasks, split, shots_a, shots_b):
         self.check_shots(split, shots_a, shots_b)
@@ -144,9 +150,10 @@ def sorted_dirs(folder):
                   if not d.startswith('.') and os.path.isdir(os.path.join(folder, d)))
 
 
-def load_class_images(folder, suffix, mode, size):
+def load_class_images(folder, suffix, mode, size, check):
     """All images of one class folder (sorted) as uint8 [n, size, size, C]; a file that is
-    not a readable size x size image is a UserError naming it."""
+    not a readable size x size image is a UserError naming it. `check`: the
+    prepared.ContentCheck each file's bytes go through."""
     names = sorted(f for f in os.listdir(folder)
                    if f.lower().endswith(suffix) and not f.startswith('.'))
     if not names:
@@ -155,7 +162,7 @@ def load_class_images(folder, suffix, mode, size):
     for name in names:
         path = os.path.join(folder, name)
         try:
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(check.read(path))) as img:
                 array = np.asarray(img.convert(mode), dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as err:
             raise UserError(f'{path} is not a readable image ({err}); '
@@ -193,12 +200,17 @@ def data_missing(what, folder, data_root, name, prepare):
 
 def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
     """Character folders of all alphabets, sorted, shuffled with seed 1, then split."""
+    return omniglot_folders(data_root, split_sizes)[0]
+
+
+def omniglot_folders(data_root, split_sizes):
+    """({split: character folders}, the ContentCheck their images are read through)."""
     folder = os.path.join(data_root, OMNIGLOT_FOLDER)
     if not os.path.isdir(folder):
         raise data_missing('Omniglot data', folder, data_root, OMNIGLOT_FOLDER,
                            'it with `python data/prepare_omniglot.py --source DIR` (or without '
                            '--source to download)')
-    check_prepared(folder, 'data/prepare_omniglot.py', 'omniglot')
+    check = check_prepared(folder, OMNIGLOT_SCRIPT, 'omniglot')
     characters = [os.path.join(folder, alphabet, char) for alphabet in sorted_dirs(folder)
                   for char in sorted_dirs(os.path.join(folder, alphabet))]
     num_train, num_val = split_sizes
@@ -208,7 +220,7 @@ def omniglot_character_split(data_root, split_sizes=OMNIGLOT_SPLIT):
                         f'fewer, re-run data/prepare_omniglot.py)')
     random.Random(1).shuffle(characters)
     return {'train': characters[:num_train], 'val': characters[num_train:num_train + num_val],
-            'test': characters[num_train + num_val:]}
+            'test': characters[num_train + num_val:]}, check
 
 
 # The full data sets' structure: (depth of the class folders, classes, images per class,
@@ -238,11 +250,14 @@ def structure_difference(folder, depth, classes, per_class, suffix):
 
 
 def check_prepared(folder, script, full_set=None):
-    """Refuse data that differs from what its preparation script verified and recorded.
-    Data without a record (made by other scripts) whose structure is the full data set's
-    (FULL_STRUCTURE[full_set]) is used as it is, saying so."""
+    """Refuse data that differs from what its preparation script verified and recorded,
+    by names and sizes now, and return the prepared.ContentCheck that compares the
+    contents as they are read (see checked_load). Data without a record (made by other
+    scripts) whose structure is the full data set's (FULL_STRUCTURE[full_set]) is used
+    as it is, saying so."""
     try:
-        differ = prepared.differences(folder)
+        recorded = prepared.read_record(folder)
+        differ = prepared.differences(folder, recorded=recorded)
     except prepared.RecordError as err:
         structure = FULL_STRUCTURE.get(full_set)
         unlike = structure_difference(folder, *structure) if structure else 'no full set known'
@@ -254,17 +269,30 @@ def check_prepared(folder, script, full_set=None):
         print(f'Note: {folder} has no {prepared.RECORD} record (made by other scripts?); it has '
               f"the full set's structure ({classes} classes of {per_class} {suffix} images), "
               f'so it is used as it is', flush=True)
-        return
+        return prepared.ContentCheck(folder)
     if differ:
-        raise UserError(f'{folder} is not what {script} prepared: {"; ".join(differ)}. '
-                        f'Run `python {script} --source DIR` again')
+        raise not_prepared(folder, script, differ)
+    return prepared.ContentCheck(folder, recorded)
+
+
+def not_prepared(folder, script, differ):
+    return UserError(f'{folder} is not what {script} prepared: {"; ".join(differ)}. '
+                     f'Run `python {script} --source DIR` again')
+
+
+def refuse_changed_contents(check, script):
+    """After loading through `check`: refuse files whose contents differ from the record."""
+    if check.differences():
+        raise not_prepared(check.folder, script, check.differences())
 
 
 def load_omniglot(data_root, splits, split_sizes=OMNIGLOT_SPLIT):
-    folders = omniglot_character_split(data_root, split_sizes)
+    folders, check = omniglot_folders(data_root, split_sizes)
     size = DATASOURCES['omniglot'].img_size
-    return {s: stack_classes([load_class_images(f, '.png', 'L', size) for f in folders[s]],
-                             f'Omniglot {s}') for s in splits}
+    images = {s: stack_classes([load_class_images(f, '.png', 'L', size, check)
+                                for f in folders[s]], f'Omniglot {s}') for s in splits}
+    refuse_changed_contents(check, OMNIGLOT_SCRIPT)
+    return images
 
 
 def load_miniimagenet(data_root, splits):
@@ -275,15 +303,16 @@ def load_miniimagenet(data_root, splits):
             raise data_missing(f'miniImagenet {split} images', folder, data_root,
                                MINIIMAGENET_FOLDER,
                                'them with `python data/prepare_miniimagenet.py --source DIR`')
-        check_prepared(folder, 'data/prepare_miniimagenet.py', f'miniimagenet/{split}')
+        check = check_prepared(folder, MINIIMAGENET_SCRIPT, f'miniimagenet/{split}')
         images[split] = stack_classes(
-            [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', size)
+            [load_class_images(os.path.join(folder, c), '.jpg', 'RGB', size, check)
              for c in sorted_dirs(folder)],
             f'miniImagenet {split}')
+        refuse_changed_contents(check, MINIIMAGENET_SCRIPT)
     return images
 
 
-FOLDER_SCRIPT = 'data/prepare_folder.py'
+FOLDER_SCRIPT = prepared.FOLDER_SCRIPT
 FOLDER_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
 
@@ -308,7 +337,13 @@ def folder_info(data_root):
 def load_folder(data_root, splits):
     """({split: classes' images}, {split: class names}) of a folder of your own."""
     size, channels = folder_info(data_root)
-    check_prepared(data_root, FOLDER_SCRIPT)
+    check = check_prepared(data_root, FOLDER_SCRIPT)
+    loaded = load_folder_splits(data_root, splits, size, channels, check)
+    refuse_changed_contents(check, FOLDER_SCRIPT)
+    return loaded
+
+
+def load_folder_splits(data_root, splits, size, channels, check):
     mode = 'L' if channels == 1 else 'RGB'
     images, names = {}, {}
     for split in splits:
@@ -320,9 +355,26 @@ def load_folder(data_root, splits):
                             f'source a {split}/ folder of classes and prepare it again')
         names[split] = sorted_dirs(folder)
         images[split] = stack_classes([load_class_images(os.path.join(folder, c),
-                                                         FOLDER_SUFFIXES, mode, size)
+                                                         FOLDER_SUFFIXES, mode, size, check)
                                        for c in names[split]])
     return images, names
+
+
+def data_identity(datasource, data_root):
+    """{class: digest} of the data a datasource reads from `data_root` (every split;
+    None for the sinusoid, which reads none): prepared.class_digests."""
+    if datasource == 'omniglot':
+        return prepared.class_digests(os.path.join(data_root, OMNIGLOT_FOLDER), 2)
+    if datasource == 'miniimagenet':
+        found = {}
+        for split in ('train', 'val', 'test'):
+            folder = os.path.join(data_root, MINIIMAGENET_FOLDER, split)
+            if os.path.isdir(folder):
+                found.update(prepared.class_digests(folder, 1, prefix=f'{split}/'))
+        return found
+    if datasource == 'folder':
+        return prepared.class_digests(data_root, 2)
+    return None
 
 
 def make_tasks(datasource, data_root, splits, num_classes, oracle=False,

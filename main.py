@@ -12,6 +12,7 @@ Usage:
 """
 import contextlib
 import glob
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ import config
 import data_generator
 import utils
 from config import RunConfig
+from data import prepared
 from utils import UserError
 
 # Without an NVIDIA driver, TensorFlow's C++ start-up lines (CUDA not found, cuInit
@@ -70,7 +72,10 @@ def load_tensorflow():
 
 # ------------------------------------------------------------------ set-up
 def load_tasks(run, splits, training):
-    """The task sampler with `splits` loaded, refusing at once tasks larger than the data."""
+    """The task sampler with `splits` loaded, refusing at once tasks larger than the data
+    and images too small for the network."""
+    if run.conv and run.datasource != 'sinusoid':
+        maml.check_image_side(run.image_shape[0], run.max_pool)
     tasks = data_generator.make_tasks(run.datasource, run.data_dir, splits, run.num_classes,
                                       oracle=run.baseline == 'oracle',
                                       omniglot_split=run.split_sizes)
@@ -358,7 +363,8 @@ def missing_checkpoint_hint(run):
         differ = run.settings_differences(stored)
         if closest is None or len(differ) < len(closest[1]):
             closest = folder, differ
-    if not closest or len(closest[1]) > 3:
+    if (not closest or len(closest[1]) > 3
+            or {k for k, _, _ in closest[1]} & set(utils.DATA_SHAPE_SETTINGS)):
         return 'train first (same flags, --train=True), or give --checkpoint=PATH'
     folder, differ = closest
     flags = ' '.join(f'--train_{k}={v}' if k in ('update_batch_size', 'update_lr') else
@@ -380,8 +386,10 @@ def check_fits(run, checkpoint):
     stored = utils.read_settings(folder)
     differ = run.architecture_differences(stored) if stored else []
     if differ:
+        data = (' and on images of the size and channels it was trained on'
+                if any(d.startswith('images of') for d in differ) else '')
         raise UserError(f'{checkpoint} was trained with {", ".join(differ)}; evaluate it with '
-                        f'the flags in {os.path.join(folder, utils.SETTINGS_FILE)}')
+                        f'the flags in {os.path.join(folder, utils.SETTINGS_FILE)}{data}')
 
 
 def restore_for_evaluation(sess, run, checkpoint):
@@ -423,6 +431,8 @@ def evaluate(run):
     if checkpoint:
         check_fits(run, checkpoint)
     tasks = load_tasks(run, [run.eval_split], training=False)
+    if checkpoint:
+        note_other_data(run, checkpoint)
     graph = build_graph(run, tasks, run.test_num_updates)
     sess = new_session(run)
     label, what = restore_for_evaluation(sess, run, checkpoint)
@@ -506,6 +516,7 @@ def execute(run):
                 return
             tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'],
                                training=True)
+            check_training_data(run)
             Trainer(run, tasks).train()
     else:
         evaluate(run)
@@ -525,6 +536,57 @@ def refuse_a_start_that_mixes_up_runs(run):
         raise UserError(f'{run.exp_dir} lost its checkpoint files: its checkpoint state names '
                         f'{lost}, but no model*.index file is there; restore them to '
                         f'resume, or give --resume=False to train this folder from iteration 1')
+
+
+def check_training_data(run):
+    """Record the identity of the data a run trains on (data.json: each class's digest),
+    or refuse to resume it on other data, naming what changed. As with the settings,
+    only a checkpoint binds the folder to its data."""
+    now = data_generator.data_identity(run.datasource, run.data_dir)
+    if now is None:
+        return
+    stored = utils.read_settings(run.exp_dir, utils.DATA_FILE)
+    trained = utils.checkpoints_in(run.exp_dir)
+    if stored is not None and trained:
+        differ = prepared.digest_differences(*(
+            data_of_splits(run.datasource, digests, ('train', 'val'))
+            for digests in (stored.get('classes', {}), now)))
+        if differ:
+            raise UserError(f'{run.exp_dir} was trained on other data than {run.data_dir} holds: '
+                            f'{"; ".join(differ)}. Resume it on the data it was trained on '
+                            f'({stored.get("data_dir")}), or train on this data in another '
+                            f'--logdir')
+        return
+    if trained:
+        print(f'Note: {run.exp_dir} holds no record of its data (trained by an earlier '
+              f'version); recording {run.data_dir} as its data', flush=True)
+    utils.write_atomically(os.path.join(run.exp_dir, utils.DATA_FILE), json.dumps(
+        {'data_dir': os.path.abspath(run.data_dir), 'classes': now}, indent=0, sort_keys=True))
+
+
+def data_of_splits(datasource, digests, splits):
+    """The class digests of `splits` (Omniglot's splits are drawn from all its characters,
+    so all of them)."""
+    if datasource == 'omniglot':
+        return digests
+    return {k: v for k, v in digests.items() if k.split('/', 1)[0] in splits}
+
+
+def note_other_data(run, checkpoint):
+    """Say in one line when an evaluation's split is not the data its checkpoint's run
+    recorded (evaluating on other data is allowed)."""
+    stored = utils.read_settings(os.path.dirname(checkpoint), utils.DATA_FILE)
+    now = data_generator.data_identity(run.datasource, run.data_dir)
+    if not stored or now is None:
+        return
+    recorded = data_of_splits(run.datasource, stored.get('classes', {}), (run.eval_split,))
+    if not recorded:
+        return
+    differ = prepared.digest_differences(
+        recorded, data_of_splits(run.datasource, now, (run.eval_split,)))
+    if differ:
+        print(f'Note: evaluating on other data than {os.path.dirname(checkpoint)} was trained '
+              f'with ({run.eval_split} split: {"; ".join(differ)})', flush=True)
 
 
 def trained_already(run):

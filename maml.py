@@ -297,6 +297,61 @@ class MetaGraph:
                 self.labela: batch['labela'], self.labelb: batch['labelb']}
 
 
+class StepGraph:
+    """One inner step with the weights fed in, for adapting to one task at test time:
+    run it as many times as there are steps, feeding each step's weights to the next.
+    Nothing is unrolled, so any number of steps builds in the same second; it needs
+    no second derivatives, which only the meta-gradient takes.
+
+    weights: {name: placeholder} fed; stepped: {name: tensor} after one step on the
+    a-set; outputb: the network's output on the b-set at the fed weights.
+    """
+
+    def __init__(self, cfg, weights, norm_params):
+        self.cfg, self.variables = cfg, weights
+        self.inputa = tf.placeholder(cfg.dtype, [None, cfg.dim_input], 'inputa')
+        self.labela = tf.placeholder(cfg.dtype, [None, cfg.dim_output], 'labela')
+        self.inputb = tf.placeholder(cfg.dtype, [None, cfg.dim_input], 'inputb')
+        self.weights = {name: tf.placeholder(cfg.dtype, w.shape, name)
+                        for name, w in weights.items()}
+        self.stepped = next(adapt(self.inputa, self.labela, self.weights, norm_params, cfg, 1))
+        self.outputb = forward(self.inputb, self.weights, norm_params, cfg)
+
+    def run(self, sess, inputa, labela, inputb, num_steps, progress=None):
+        """The b-set output after num_steps steps on (inputa, labela), starting from the
+        variables' values; progress(step) is called after each step."""
+        values = sess.run(self.variables)
+        for step in range(1, num_steps + 1):
+            feed = {self.inputa: inputa, self.labela: labela}
+            feed.update({self.weights[k]: v for k, v in values.items()})
+            values = sess.run(self.stepped, feed)
+            if progress:
+                progress(step)
+        feed = {self.inputb: inputb}
+        feed.update({self.weights[k]: v for k, v in values.items()})
+        return sess.run(self.outputb, feed)
+
+
+def build_step_graph(cfg, seed=0):
+    """A new default graph holding the model's variables and a StepGraph."""
+    tf.reset_default_graph()
+    tf.set_random_seed(seed)
+    weights, norm_params = construct_weights(cfg)
+    return StepGraph(cfg, weights, norm_params)
+
+
+MIN_MAX_POOL_SIDE = 16     # four 2x2 max-pools (VALID) leave nothing of a smaller image
+
+
+def check_image_side(side, max_pool):
+    """Refuse images the conv net cannot take: under 16x16 with --max_pool=True."""
+    if max_pool and side < MIN_MAX_POOL_SIDE:
+        raise UserError(f'images of {side}x{side} are too small for --max_pool=True, whose four '
+                        f'2x2 pools need at least {MIN_MAX_POOL_SIDE}x{MIN_MAX_POOL_SIDE}: prepare '
+                        f'them with --image_size {MIN_MAX_POOL_SIDE} or more, or train with '
+                        f'--max_pool=False')
+
+
 def model_variables():
     return tf.get_collection(tf.GraphKeys.GLOBAL_VARIABLES, scope='model/')
 
@@ -320,6 +375,21 @@ def build_train_ops(graph, meta_lr, clip_value=None, pretrain=False, metatrain=T
                               for g, v in grads_and_vars]
         ops['metatrain'] = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
     return global_step, ops
+
+
+def shape_cause(name, theirs, ours):
+    """What most likely makes a weight's shape differ: the data's channels or size, the
+    number of classes, or the network's flags."""
+    if name == 'model/conv1' and theirs[:2] == ours[:2] and theirs[3] == ours[3]:
+        return (f'the checkpoint takes images of {theirs[2]} channel(s) and these have '
+                f'{ours[2]} (grayscale 1, colour 3): give it data of its kind')
+    if len(theirs) == 2 and len(ours) == 2 and theirs[0] == ours[0]:
+        return f'it was trained {theirs[1]}-way: give --num_classes={theirs[1]}'
+    if name.endswith(('w5', 'w1')) and len(theirs) == 2 and theirs[1] == ours[1]:
+        return (f'its first dense layer takes {theirs[0]} inputs and here {ours[0]}: the images '
+                f'are another size (or channels) than it was trained on, or --max_pool, '
+                f'--num_filters or --conv differ')
+    return 'check --num_filters, --max_pool and --conv against its training'
 
 
 def listed(names, most=4):
@@ -347,8 +417,8 @@ def restore_variables(sess, checkpoint, variables, require_all=False):
     for name, var in present.items():
         if list(stored[name]) != var.shape.as_list():
             raise UserError(f'checkpoint {checkpoint} does not fit this model: {name} has shape '
-                            f'{stored[name]} there and {var.shape.as_list()} here '
-                            f'(check --num_classes, --num_filters, --max_pool, --conv)')
+                            f'{stored[name]} there and {var.shape.as_list()} here: '
+                            f'{shape_cause(name, list(stored[name]), var.shape.as_list())}')
     if present:
         tf.train.Saver(present).restore(sess, checkpoint)
     return missing

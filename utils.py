@@ -19,6 +19,7 @@ class UserError(Exception):
 
 # ------------------------------------------------------------------- run folder
 SETTINGS_FILE = 'settings.json'
+DATA_FILE = 'data.json'        # the identity of the data a run was trained on
 LOCK_FILE = 'train.lock'
 CHECKPOINT_STATE_FILE = 'checkpoint'   # TensorFlow's list of a folder's checkpoints
 CHECKPOINT_INDEX = re.compile(r'model(\d+)\.index')
@@ -98,17 +99,32 @@ def check_settings(folder, settings):
         differ = [k for k in sorted(set(stored) | set(settings))
                   if stored.get(k) != settings.get(k)]
         if differ:
-            listed = ', '.join(f'--{k}={stored.get(k)} (now {settings.get(k)})' for k in differ)
-            raise UserError(f'{folder} was trained with {listed}; resume with those settings '
+            listed = ', '.join(setting_phrase(k, stored.get(k), settings.get(k)) for k in differ)
+            data = (' (the images\' size and channels are those --data_dir was prepared with)'
+                    if set(differ) & set(DATA_SHAPE_SETTINGS) else '')
+            raise UserError(f'{folder} was trained with {listed}; resume with those settings{data} '
                             f'or train in another --logdir')
         return
     write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))
 
 
-def read_settings(folder):
-    """The settings.json of a run folder, or None when it has none; a damaged one is a
-    UserError."""
-    path = os.path.join(folder, SETTINGS_FILE)
+DATA_SHAPE_SETTINGS = ('image_size', 'channels')   # settings of the data, not flags
+
+
+def setting_phrase(name, theirs, ours):
+    """'--num_filters=32 (now 64)'; a setting that is no flag but the data's own, such as
+    the images' size, in words."""
+    if name == 'image_size':
+        return f'images of {theirs}x{theirs} (now {ours}x{ours})'
+    if name == 'channels':
+        return f'images of {theirs} channel(s) (now {ours})'
+    return f'--{name}={theirs} (now {ours})'
+
+
+def read_settings(folder, name=SETTINGS_FILE):
+    """The settings.json (or another JSON file `name`) of a run folder, or None when it
+    has none; a damaged one is a UserError."""
+    path = os.path.join(folder, name)
     if not os.path.exists(path):
         return None
     try:
@@ -149,15 +165,20 @@ class ProcessLock:
     """A file naming the process that holds it (pid and start time), so no second
     process does the same work at the same time. A lock whose process no longer runs
     (killed, or its pid since reused) is taken over. `doing`: the lock's work as the
-    refusal names it, e.g. 'training /x'."""
+    refusal names it, e.g. 'training /x'; `unwritable`: the advice when the lock's folder
+    cannot be written at all (read-only, no permission)."""
 
-    def __init__(self, path, doing):
-        self.path, self.doing = path, doing
+    def __init__(self, path, doing, unwritable='choose another folder'):
+        self.path, self.doing, self.unwritable = path, doing, unwritable
 
     def __enter__(self):
         try:
             self.take()
         except OSError as err:
+            if not os.path.lexists(self.path):     # no lock: its folder cannot be written
+                folder = os.path.dirname(self.path) or '.'
+                raise UserError(f'cannot write in {folder} ({err.strerror}); '
+                                f'{self.unwritable}') from None
             raise UserError(f'cannot take the lock {self.path} ({err.strerror}); if no process '
                             f'is {self.doing}, delete it') from None
         return self
@@ -191,7 +212,8 @@ class ProcessLock:
 
 def training_lock(folder):
     """The lock a training process holds on its experiment folder."""
-    return ProcessLock(os.path.join(folder, LOCK_FILE), f'training {folder}')
+    return ProcessLock(os.path.join(folder, LOCK_FILE), f'training {folder}',
+                       unwritable='choose another --logdir')
 
 
 def training_in(folder):

@@ -15,6 +15,18 @@ class PrepError(Exception):
     """Printed as one line by `run`."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose refusal of a bad argument is one line (exit code 2), without the
+    usage block; --help still shows everything."""
+
+    def __init__(self, description, **kwargs):
+        super().__init__(description=description,
+                         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f'error: {message}\n')
+
+
 def folder_argument(text):
     """argparse type of --dest and --source: a folder's path, not an empty string."""
     if not text.strip():
@@ -32,6 +44,13 @@ def source_folder(text):
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f'{text} is not a folder')
     return text
+
+
+def hidden_member(name):
+    """Whether a zip member is hidden, as a file manager would hide it: any part of its
+    path starting with '.' (macOS's ._* resource forks among them) or macOS's
+    __MACOSX/ folder."""
+    return any(part.startswith('.') or part == '__MACOSX' for part in name.split('/') if part)
 
 
 def run(main):
@@ -71,29 +90,34 @@ def locate(name, source, url, download_dir):
 class AtomicFolder:
     """Write into `<dest>.partial`, then rename to `dest` once verified and recorded.
 
-    Only a folder that a preparation script made (one holding its record) is ever
-    replaced or removed, and only when it holds no file its record does not list (a
-    file a user added there): anything else at `dest` is refused before any work
-    starts. A lock beside `dest` keeps a second preparation of it from starting.
+    Only a folder that this same preparation script made (its record names the
+    script) is ever replaced or removed, and only when it holds no file its record
+    does not list (a file a user added there): anything else at `dest` is refused
+    before any work starts. A `.partial` folder this script left unfinished (it was
+    killed) is its own and is started over. A lock beside `dest` keeps a second
+    preparation of it from starting. `script`: the preparation script, e.g.
+    'data/prepare_folder.py', recorded in the folder it makes.
     """
 
-    def __init__(self, dest):
+    def __init__(self, dest, script):
         self.dest, self.partial = dest.rstrip('/'), dest.rstrip('/') + '.partial'
-        self.lock = utils.ProcessLock(self.dest + '.lock', f'preparing {self.dest}')
+        self.script = script
+        self.lock = utils.ProcessLock(self.dest + '.lock', f'preparing {self.dest}',
+                                      unwritable='choose another --dest')
 
     def __enter__(self):
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.dest)), exist_ok=True)
-            self.lock.__enter__()
         except OSError as err:
-            raise PrepError(f'cannot write next to {self.dest} ({err.strerror}); choose another '
-                            f'--dest') from None
+            raise PrepError(f'cannot make the folder of {self.dest} ({err.strerror}); choose '
+                            f'another --dest') from None
+        self.lock.__enter__()
         try:
-            self.check_replaceable()
-            if os.path.isdir(self.partial):
-                shutil.rmtree(self.partial)
+            self.check_replaceable(self.dest)
+            self.remove_unfinished()
             os.makedirs(self.partial)
-            prepared.write_record(self.partial)    # marks it as ours until the real record
+            # marks it as this script's unfinished work until the real record
+            prepared.write_record(self.partial, script=self.script, unfinished=True)
         except OSError as err:
             self.lock.__exit__()
             raise PrepError(f'cannot write {self.partial} ({err.strerror}); choose another '
@@ -103,27 +127,53 @@ class AtomicFolder:
             raise
         return self.partial
 
-    def check_replaceable(self):
-        for folder in (self.dest, self.partial):
-            if os.path.exists(folder) and not os.path.isdir(folder):
-                raise PrepError(f'{folder} is a file; move it away or choose another --dest')
-            if not os.path.isdir(folder) or not os.listdir(folder):
-                continue
-            if not prepared.has_record(folder):
-                raise PrepError(f'{folder} exists and was not made by this script (it holds '
-                                f'no {prepared.RECORD} record); move it away or choose another '
-                                f'--dest. Nothing was changed')
+    def remove_unfinished(self):
+        """Start over where a killed run of this script left its `.partial` folder."""
+        if not os.path.lexists(self.partial):
+            return
+        if (os.path.isdir(self.partial) and prepared.is_unfinished(self.partial)
+                and self.made_here(self.partial)):
+            print(f'Removing {self.partial}, the unfinished work of an earlier run that was '
+                  f'stopped', flush=True)
+            shutil.rmtree(self.partial)
+            return
+        self.check_replaceable(self.partial)
+        if os.path.isdir(self.partial):
+            shutil.rmtree(self.partial)
+
+    def made_here(self, folder):
+        """Whether this script made `folder` (a record of an older version that names no
+        script counts for the Omniglot and miniImagenet scripts)."""
+        try:
+            maker = prepared.made_by(folder)
+        except prepared.RecordError:
+            return False
+        return maker == self.script or (maker is None and self.script != prepared.FOLDER_SCRIPT)
+
+    def check_replaceable(self, folder):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise PrepError(f'{folder} is a file; move it away or choose another --dest')
+        if not os.path.isdir(folder) or not os.listdir(folder):
+            return
+        if not prepared.has_record(folder):
+            raise PrepError(f'{folder} exists and was not made by {self.script} (it holds '
+                            f'no {prepared.RECORD} record); move it away or choose another '
+                            f'--dest. Nothing was changed')
+        if not self.made_here(folder):
             try:
-                added = prepared.added_files(folder)
+                maker = prepared.made_by(folder) or 'another preparation script'
             except prepared.RecordError:
-                added = []          # an unreadable record: the folder is rebuilt
-            if added:
-                raise PrepError(f'{folder} holds {len(added)} files it was not prepared with '
-                                f'({", ".join(added[:3])}{", ..." if len(added) > 3 else ""}); '
-                                f'move them away first. Nothing was changed')
+                maker = 'an unknown script (its record is unreadable)'
+            raise PrepError(f'{folder} was made by {maker}, not by {self.script}; move it '
+                            f'away or choose another --dest. Nothing was changed')
+        added = prepared.added_files(folder)
+        if added:
+            raise PrepError(f'{folder} holds {len(added)} files it was not prepared with '
+                            f'({", ".join(added[:3])}{", ..." if len(added) > 3 else ""}); '
+                            f'move them away first. Nothing was changed')
 
     def commit(self, **info):
-        prepared.write_record(self.partial, **info)
+        prepared.write_record(self.partial, script=self.script, **info)
         if os.path.exists(self.dest):
             shutil.rmtree(self.dest)
         os.replace(self.partial, self.dest)

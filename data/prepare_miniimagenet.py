@@ -8,7 +8,6 @@ reference's proc_images.py did. Splits whose images are absent are skipped and n
 
   python data/prepare_miniimagenet.py --source ~/Downloads/miniImagenet
 """
-import argparse
 import collections
 import csv
 import io
@@ -21,7 +20,16 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
 from data import prepared
-from data.prep_utils import AtomicFolder, PrepError, Progress, folder_argument, run, source_folder
+from data.prep_utils import (
+    ArgumentParser,
+    AtomicFolder,
+    PrepError,
+    Progress,
+    folder_argument,
+    hidden_member,
+    run,
+    source_folder,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLITS = ('train', 'val', 'test')
@@ -30,8 +38,7 @@ ZIP_NAMES = ('images.zip', 'images_val_test.zip')
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument('--source', type=source_folder, required=True,
                         help='folder holding the split CSVs and images/ or images.zip')
     parser.add_argument('--dest', type=folder_argument, default=os.path.join(HERE, 'miniImagenet'),
@@ -55,7 +62,7 @@ class ImageSource:
                     raise PrepError(f'{path} is not a valid zip file') from None
                 self.zips.append(archive)
                 for member in archive.namelist():
-                    if member.lower().endswith('.jpg'):
+                    if member.lower().endswith('.jpg') and not hidden_member(member):
                         self.members[os.path.basename(member)] = (archive, member)
 
     def has(self, filename):
@@ -79,7 +86,7 @@ def read_split_csv(source, split):
     if not os.path.isfile(path):
         raise PrepError(f'{path} not found (--source must hold train.csv, val.csv and test.csv)')
     classes = collections.OrderedDict()
-    with open(path, newline='', errors='replace') as f:
+    with open(path, newline='', encoding='utf-8-sig', errors='replace') as f:
         reader = csv.DictReader(f)
         if not {'filename', 'label'} <= set(reader.fieldnames or []):
             raise PrepError(f'{path} does not start with the header filename,label '
@@ -131,7 +138,7 @@ def prepare_split(split, classes, images, dest):
                         f'are in the source')
     if os.path.isdir(split_dir):
         print(f'{split}: {split_dir} does not match what was prepared; preparing it again')
-    output = AtomicFolder(split_dir)
+    output = AtomicFolder(split_dir, 'data/prepare_miniimagenet.py')
     with output as partial:
         progress = Progress(split, total)
         done = 0

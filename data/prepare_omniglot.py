@@ -19,10 +19,12 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # python data/x.py
 from data import prepared
 from data.prep_utils import (
+    ArgumentParser,
     AtomicFolder,
     PrepError,
     Progress,
     folder_argument,
+    hidden_member,
     locate,
     run,
     source_folder,
@@ -35,8 +37,7 @@ NUM_CHARACTERS, NUM_IMAGES = 1623, 32460
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument('--source', type=source_folder,
                         help='folder holding images_background.zip and images_evaluation.zip')
     parser.add_argument('--dest', type=folder_argument,
@@ -61,8 +62,11 @@ def is_prepared(folder, expected):
 
 
 def png_members(zip_file):
-    """(alphabet, character, filename, member) for each PNG: top/alphabet/character/file."""
+    """(alphabet, character, filename, member) for each PNG: top/alphabet/character/file
+    (hidden members, such as macOS's ._* files and __MACOSX/, left out)."""
     for member in sorted(zip_file.namelist()):
+        if hidden_member(member):
+            continue
         parts = member.split('/')
         if len(parts) == 4 and parts[3].endswith('.png'):
             yield parts[1], parts[2], parts[3], member
@@ -96,7 +100,7 @@ def main():
     if os.path.isdir(args.dest):
         print(f'{args.dest} does not match what was prepared; preparing it again')
     zips = [locate(name, args.source, URL + name, args.download_dir) for name in ZIPS]
-    output = AtomicFolder(args.dest)
+    output = AtomicFolder(args.dest, 'data/prepare_omniglot.py')
     with output as partial:
         for zip_path in zips:
             resize_zip(zip_path, partial)

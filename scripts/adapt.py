@@ -20,8 +20,10 @@ and the prediction), written only when everything succeeded.
 """
 import csv
 import io
+import math
 import os
 import sys
+import time
 
 import numpy as np
 from absl import app, flags
@@ -78,27 +80,58 @@ def image_shape(run, stored):
 
 # ------------------------------------------------------------------ inputs
 def read_csv_columns(path, columns):
-    """{column: float array} of a CSV with a header naming `columns`."""
+    """{column: float32 array} of a CSV with a header naming `columns` (a byte-order mark,
+    as Excel writes, is allowed); a value that is not a finite float32 is refused,
+    naming its line."""
+    if os.path.isdir(path):
+        raise UserError(f'{path} is a folder; a sinusoid model takes CSV files: --support with '
+                        f'columns x,y, --query with column x')
     try:
-        with open(path, newline='') as f:
-            rows = list(csv.DictReader(f))
-        if not rows or not set(columns) <= set(rows[0]):
-            raise ValueError(f'it needs the header {",".join(columns)} and at least one row')
-        return {c: np.array([float(row[c]) for row in rows], dtype=np.float32) for c in columns}
+        with open(path, newline='', encoding='utf-8-sig') as f:
+            reader = csv.DictReader(f)
+            if not set(columns) <= set(reader.fieldnames or []):
+                raise ValueError(f'it needs the header {",".join(columns)}')
+            values = {c: [] for c in columns}
+            for row in reader:
+                for c in columns:
+                    values[c].append(finite_value(row[c], path, reader.line_num, c))
     except OSError as err:
         raise UserError(f'cannot read {path} ({err.strerror})') from None
     except (ValueError, TypeError) as err:
         raise UserError(f'{path} is not a CSV of numbers with columns {",".join(columns)} '
                         f'({err})') from None
+    if not values[columns[0]]:
+        raise UserError(f'{path} holds no rows below its header {",".join(columns)}')
+    return {c: np.array(v, dtype=np.float32) for c, v in values.items()}
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def finite_value(text, path, line, column):
+    """A CSV cell as a float that float32 holds finitely, or a UserError naming it."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise UserError(f'{path} line {line}: {column}={text!r} is not a number') from None
+    if not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+        raise UserError(f'{path} line {line}: {column}={text.strip()} is not a finite number '
+                        f'(the network computes in float32); correct or remove that row')
+    return value
 
 
 def image_files(path, what):
-    """The image files of a folder (visible, sorted), or [path] for one file."""
+    """The image files of a folder (visible, sorted), or [path] for one file; a sub-folder,
+    whose images would not be used, is refused, named."""
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
         raise UserError(f'{what} {path} is not a folder or a file')
-    found = [os.path.join(path, f) for f in visible_files(path) if os.sep not in f]
+    nested = data_generator.sorted_dirs(path)
+    if nested:
+        raise UserError(f'{what} {path} holds sub-folders ({", ".join(nested[:3])}), whose '
+                        f'images would not be used; put the images directly in it')
+    found = [os.path.join(path, f) for f in visible_files(path)]
     if not found:
         raise UserError(f'{what} {path} holds no files')
     return found
@@ -117,32 +150,42 @@ def image_rows(paths, run, shape):
 
 
 def image_task(run, shape):
-    """(support inputs, support labels, query inputs, query files, class names)."""
+    """(support inputs, support labels, query inputs, query files, class names, every
+    file read)."""
     if not os.path.isdir(FLAGS.support):
         raise UserError(f'--support={FLAGS.support} is not a folder of class folders')
     classes = data_generator.sorted_dirs(FLAGS.support)
+    loose = [f for f in visible_files(FLAGS.support) if os.sep not in f]
+    if loose:
+        raise UserError(f'--support={FLAGS.support} holds files beside its class folders '
+                        f'({", ".join(loose[:3])}), which would not be used; move them into '
+                        f'a class folder or away')
     if len(classes) != run.num_classes:
         raise UserError(f'--support holds {len(classes)} class folders, but the model is '
                         f'{run.num_classes}-way: give it exactly {run.num_classes}')
-    support, labels = [], []
+    support, labels, read = [], [], []
     for label, name in enumerate(classes):
         files = image_files(os.path.join(FLAGS.support, name), 'class folder')
         support.append(image_rows(files, run, shape))
         labels += [label] * len(files)
+        read += files
     query_files = image_files(FLAGS.query, '--query')
     return (np.concatenate(support), data_generator.one_hot(np.array(labels), run.num_classes),
-            image_rows(query_files, run, shape), query_files, classes)
+            image_rows(query_files, run, shape), query_files, classes, read + query_files)
 
 
 # ------------------------------------------------------------------ adapting
 def predict(run, shape, support, support_labels, query):
-    """The network's outputs on the query after adapting to the support set."""
+    """The network's outputs on the query after adapting to the support set with
+    --test_num_updates steps, taken one at a time (maml.StepGraph)."""
     trainer.load_tensorflow()
+    if shape:
+        trainer.maml.check_image_side(shape[0], run.max_pool and run.conv)
     dim_input, dim_output = support.shape[1], support_labels.shape[1]
     cfg = trainer.maml.model_config(run, dim_input, dim_output, shape)
     # the loss is divided by K, the support examples per class
     cfg.update_batch_size = len(support) / (dim_output if cfg.loss == 'xent' else 1)
-    graph = trainer.maml.build_graph(cfg, run.test_num_updates, run.seed)
+    graph = trainer.maml.build_step_graph(cfg, run.seed)
     checkpoint = trainer.find_checkpoint(run)   # (restoring checks that it fits the network)
     sess = trainer.new_session(run)
     try:
@@ -151,10 +194,27 @@ def predict(run, shape, support, support_labels, query):
     except trainer.tf.errors.OpError as err:
         raise UserError(f'checkpoint {checkpoint} is unreadable '
                         f'({trainer.first_line(err)})') from None
-    feed = graph.feed({'inputa': support[None], 'labela': support_labels[None],
-                       'inputb': query[None],
-                       'labelb': np.zeros((1, len(query), dim_output), np.float32)})
-    return sess.run(graph.outputsb, feed)[0, -1]
+    print(f'Adapting to {len(support)} support examples: {run.test_num_updates} steps of '
+          f'{run.update_lr}', flush=True)
+    outputs = graph.run(sess, support, support_labels, query, run.test_num_updates,
+                        StepProgress(run.test_num_updates))
+    if not np.all(np.isfinite(outputs)):
+        raise UserError(f'the adaptation diverged: after {run.test_num_updates} steps of '
+                        f'{run.update_lr} the predictions are not finite; nothing was written. '
+                        f'Lower --update_lr or --test_num_updates')
+    return outputs
+
+
+class StepProgress:
+    """Prints 'adapting: step n/N' every few seconds on a long adaptation."""
+
+    def __init__(self, total, every=5.0):
+        self.total, self.every, self.last = total, every, time.time()
+
+    def __call__(self, step):
+        if time.time() - self.last >= self.every:
+            self.last = time.time()
+            print(f'  adapting: step {step}/{self.total}', flush=True)
 
 
 def softmax(logits):
@@ -164,7 +224,8 @@ def softmax(logits):
 
 def classify(run, stored):
     shape = image_shape(run, stored)
-    support, labels, query, files, classes = image_task(run, shape)
+    support, labels, query, files, classes, read = image_task(run, shape)
+    check_out_is_no_input(FLAGS.out, read)
     probabilities = softmax(predict(run, shape, support, labels, query))
     rows = [['file', 'predicted'] + [f'p_{c}' for c in classes]]
     for path, p in zip(files, probabilities):
@@ -173,7 +234,13 @@ def classify(run, stored):
     return rows
 
 
-def regress(run):
+def regress(run, stored):
+    if os.path.isdir(FLAGS.support) and not stored and not FLAGS['datasource'].present:
+        raise UserError(f'--support={FLAGS.support} is a folder of images, but the checkpoint '
+                        f'has no {utils.SETTINGS_FILE} beside it to name its datasource, so it '
+                        f'was taken for a sinusoid model: give the flags it was trained with, '
+                        f'such as --datasource=miniimagenet')
+    check_out_is_no_input(FLAGS.out, [FLAGS.support, FLAGS.query])
     points = read_csv_columns(FLAGS.support, ('x', 'y'))
     xs = read_csv_columns(FLAGS.query, ('x',))['x']
     predictions = predict(run, None, points['x'][:, None], points['y'][:, None], xs[:, None])
@@ -190,6 +257,20 @@ def check_out(path):
         raise UserError(f'--out={path}: the folder {parent} does not exist')
 
 
+def check_out_is_no_input(out, inputs):
+    """Refuse an --out that is one of the files read, or lies in --support or --query."""
+    target = os.path.realpath(out)
+    for path in inputs:
+        if os.path.realpath(path) == target:
+            raise UserError(f'--out={out} is one of the inputs ({path}); writing the predictions '
+                            f'there would replace it: give another file')
+    for name in ('support', 'query'):
+        folder = FLAGS[name].value
+        if os.path.isdir(folder) and target.startswith(os.path.realpath(folder) + os.sep):
+            raise UserError(f'--out={out} lies inside --{name}={folder}, where it would be read '
+                            f'as an input next time: give a file outside it')
+
+
 def write_rows(path, rows):
     text = io.StringIO()
     csv.writer(text, lineterminator='\n').writerows(rows)
@@ -202,10 +283,13 @@ def main(argv):
     try:
         check_out(FLAGS.out)
         run, stored = run_from_flags()
-        rows = regress(run) if run.datasource == 'sinusoid' else classify(run, stored)
+        rows = regress(run, stored) if run.datasource == 'sinusoid' else classify(run, stored)
         write_rows(FLAGS.out, rows)
     except UserError as err:
         sys.exit(f'error: {err}')
+    except KeyboardInterrupt:
+        print('interrupted: nothing was written', file=sys.stderr)
+        sys.exit(130)
     print(f'Wrote {len(rows) - 1} predictions to {FLAGS.out}')
 
 

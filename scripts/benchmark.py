@@ -11,6 +11,11 @@ graph's warm-up); the peak memory is the process's maximum resident set.
   python -m scripts.benchmark all --env TF_ENABLE_ONEDNN_OPTS=0   # this main.py with that set too
   python -m scripts.benchmark sine_maml --iterations 50   # a quicker, rougher look
   python -m scripts.benchmark omniglot5way --cpus 0 --cpus 0,1   # on core 0, then on 0 and 1
+  python -m scripts.benchmark --startup miniimagenet --data_dir data --compare ../other
+
+--startup times what a training run does before its first iteration with real data:
+loading and checking the prepared splits it trains on (miniImagenet: train and val),
+in turns with the --compare checkout, --repeat times each.
 """
 import argparse
 import os
@@ -67,7 +72,12 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     names = sorted(configurations())
-    parser.add_argument('configs', nargs='+', help='"all" or some of: ' + ', '.join(names))
+    parser.add_argument('configs', nargs='*', help='"all" or some of: ' + ', '.join(names))
+    parser.add_argument('--startup', choices=['omniglot', 'miniimagenet'],
+                        help="time loading this datasource's training splits from --data_dir")
+    parser.add_argument('--data_dir', default=os.path.join(ROOT, 'data'),
+                        help='with --startup: the folder holding the prepared data')
+    parser.add_argument('--repeat', type=int, default=3, help='with --startup: turns per checkout')
     parser.add_argument('--compare', help='another checkout of this project: time its main.py too')
     parser.add_argument('--env', metavar='NAME=VALUE',
                         help='time this main.py also with that environment variable set')
@@ -79,6 +89,8 @@ def parse_args():
                         help='run every variant on these cores only, e.g. 0 or 0,1 (repeatable: '
                              'each set a column of its own)')
     args = parser.parse_args()
+    if not args.configs and not args.startup:
+        parser.error('name configurations to time, or give --startup DATASOURCE')
     args.configs = names if args.configs == ['all'] else args.configs
     unknown = sorted(set(args.configs) - set(names))
     if unknown:
@@ -123,8 +135,44 @@ def variants(args):
     return chosen
 
 
+# what --startup runs in each checkout: load and check the training splits
+STARTUP = '; '.join([
+    'import sys, time', 'sys.path.insert(0, sys.argv[1])', 'import data_generator',
+    'start = time.perf_counter()',
+    "data_generator.make_tasks(sys.argv[2], sys.argv[3], ['train', 'val'], 5)",
+    'print(time.perf_counter() - start)'])
+
+
+def startup_seconds(checkout, datasource, data_dir):
+    """Seconds `checkout` takes to load and check a datasource's training splits."""
+    proc = subprocess.run([sys.executable, '-c', STARTUP, checkout, datasource, data_dir],
+                          capture_output=True, text=True, cwd=checkout)
+    if proc.returncode:
+        raise SystemExit(f'error: loading failed in {checkout}:\n{proc.stderr[-2000:]}')
+    return float(proc.stdout.split()[-1])
+
+
+def time_startup(args):
+    checkouts = {'this': ROOT}
+    if args.compare:
+        checkouts = {'other': os.path.abspath(args.compare), **checkouts}
+    times = {label: [] for label in checkouts}
+    for _ in range(args.repeat):           # in turns, so a change of machine load hits both
+        for label, checkout in checkouts.items():
+            times[label].append(startup_seconds(checkout, args.startup, args.data_dir))
+    print(f'| {args.startup} start-up | ' + ' | '.join(f'{k} s' for k in times) + ' |')
+    for turn in range(args.repeat):
+        print(f'| turn {turn + 1} | ' + ' | '.join(f'{v[turn]:.2f}' for v in times.values())
+              + ' |')
+    print('| median | ' + ' | '.join(f'{sorted(v)[len(v) // 2]:.2f}' for v in times.values())
+          + ' |')
+
+
 def main():
     args = parse_args()
+    if args.startup:
+        time_startup(args)
+        return
     runs = variants(args)
     header = ' | '.join(f'{k} s/it | {k} peak MB' for k in runs)
     ratio_header = ' | '.join(f'{k} / {list(runs)[-1]}' for k in list(runs)[:-1])

@@ -229,7 +229,7 @@ def test_prepare_omniglot_never_replaces_a_folder_it_did_not_make(tmp_path, case
     before = sorted(os.listdir(precious))
     proc = run_script('data/prepare_omniglot.py', '--source', source, '--dest', dest,
                   '--expect_characters=9', '--expect_images=36')
-    assert f'{precious} exists and was not made by this script' in one_error_line(proc)
+    assert f'{precious} exists and was not made by data/prepare_omniglot.py' in one_error_line(proc)
     assert sorted(os.listdir(precious)) == before
     shutil.rmtree(precious)
     os.makedirs(precious)                    # an empty folder holds nothing to lose
@@ -307,13 +307,14 @@ def read_only_disk(tmp_path):
 @pytest.mark.parametrize('command', [
     'data/prepare_omniglot.py --source SRC --dest RO/omniglot_resized',
     'data/prepare_miniimagenet.py --source SRC --dest RO/miniImagenet',
-    'data/prepare_folder.py --source SRC --dest RO/mine',
+    'data/prepare_folder.py --source SRC/classes --dest RO/mine',
     '-m scripts.reproduce --smoke --only sine_oracle --logdir RO/logs',
     'main.py --datasource=sinusoid --metatrain_iterations=2 --logdir=RO/logs',
 ])
 def test_a_read_only_destination_is_one_line(tmp_path, read_only_disk, command):
     source = tmp_path / 'src'
-    synthetic.omniglot_zips(str(synthetic.class_folders(str(source), classes=4, per_class=2)))
+    synthetic.class_folders(str(source / 'classes'), classes=6, per_class=2)
+    synthetic.omniglot_zips(str(source))
     synthetic.miniimagenet_source(str(source), splits=('val',))
     proc = run_script(command.replace('SRC', str(source)).replace('RO', str(read_only_disk)))
     line = one_error_line(proc)
@@ -349,8 +350,11 @@ def test_a_source_that_is_a_file_or_missing_is_refused_before_any_work(tmp_path,
     dest = str(tmp_path / 'dest')
     proc = run_script(f'data/{script}', '--source', str(archive), '--dest', dest)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].endswith(
-        f'argument --source: {archive} is a file: give the folder holding it, {tmp_path}')
+    advice = (f'give the folder holding it, {tmp_path}' if script != 'prepare_folder.py' else
+              '--source is the folder whose sub-folders are the classes (if it lies in a class '
+              f'folder, that is {tmp_path.parent})')
+    joint = ':' if script != 'prepare_folder.py' else ';'
+    assert proc.stderr == f'error: argument --source: {archive} is a file{joint} {advice}\n'
     proc = run_script(f'data/{script}', '--source', str(tmp_path / 'typo'), '--dest', dest)
     assert proc.returncode == 2 and f'{tmp_path / "typo"} is not a folder' in proc.stderr
     assert not os.path.exists(dest)

@@ -285,3 +285,23 @@ def test_onednn_kernels_give_the_same_second_order_meta_gradient(tmp_path):
     assert scale > 0
     for name, plain in grads['0'].items():
         np.testing.assert_allclose(grads['1'][name], plain, rtol=0, atol=1e-4 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize('make', [tiny_fc, tiny_conv])
+def test_step_by_step_adaptation_equals_the_unrolled_inner_loop(make):
+    """StepGraph (adapt.py's any number of steps, one at a time) gives the b-set output
+    the unrolled graph gives after the same steps, batch norm included."""
+    cfg = make()
+    built = Built(cfg, num_steps=4)
+    values = built.sess.run(built.vars)
+    rng = np.random.default_rng(2)
+    batch = random_batch(cfg, rng, tasks=1, examples=4)
+    unrolled = built.sess.run(built.graph.outputsb, built.graph.feed(batch))[0, -1]
+    step = maml.build_step_graph(cfg)
+    with tf.Session() as sess:
+        for var, value in zip(tf.trainable_variables('model/'), values):
+            var.load(value, sess)
+        stepped = step.run(sess, batch['inputa'][0], batch['labela'][0], batch['inputb'][0], 4)
+        np.testing.assert_allclose(stepped, unrolled, rtol=1e-9)
+        one = step.run(sess, batch['inputa'][0], batch['labela'][0], batch['inputb'][0], 1)
+        assert not np.allclose(one, unrolled)       # the number of steps is honoured

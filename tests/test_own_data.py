@@ -1,10 +1,15 @@
 """Your own data: a folder of class folders prepared, trained on, evaluated; a trained
 model adapted to a new task (scripts/adapt.py); the released checkpoint through it."""
 import csv
+import io
 import os
 import pickle
 import re
 import shutil
+import signal
+import subprocess
+import sys
+from json import load as json_load
 
 import numpy as np
 import pytest
@@ -12,7 +17,7 @@ from PIL import Image
 
 import data_generator
 from data import prepared, synthetic
-from tests.helpers import ROOT, SHARED, run_script
+from tests.helpers import ROOT, SHARED, run_script, with_ctrl_c
 
 SOURCE_CLASSES, PER_CLASS = 30, 18
 
@@ -62,7 +67,9 @@ def test_class_folders_are_split_64_16_20_by_a_seeded_shuffle(own, tmp_path):
 
 def test_images_are_resized_kept_colour_counted_and_recorded(own):
     dest = own / 'prep'
-    assert prepared.read_info(str(dest)) == {'image_size': 28, 'channels': 3}
+    assert prepared.read_info(str(dest)) == {'image_size': 28, 'channels': 3, 'seed': 0,
+                                             'split': [64, 16, 20],
+                                             'script': 'data/prepare_folder.py'}
     assert not prepared.differences(str(dest), checksums=True)
     for split, classes in classes_of(dest).items():
         for name in classes:
@@ -320,3 +327,219 @@ def test_the_released_checkpoint_scores_the_same_through_a_folder(tmp_path, run_
     with open(result, 'rb') as f, open(REFERENCE_RESULT, 'rb') as g:
         ours, committed = pickle.load(f)['mses'], pickle.load(g)['mses']
     np.testing.assert_allclose(ours, committed[:60], atol=1e-6)
+
+
+# ------------------------------------------------------------------ adapt, careless input
+SINE_CHECKPOINT = os.path.join(ROOT, 'logs', 'sine_maml',
+                               'cls_5.mbs_25.ubs_10.numstep1.updatelr0.01nonorm', 'model70000')
+
+
+def sine_files(folder, support='x,y\n1,0.8\n2,0.9\n-1,-0.4\n', query='x\n0.5\n1.5\n'):
+    (folder / 'points.csv').write_text(support)
+    (folder / 'xs.csv').write_text(query)
+    return [f'--checkpoint={SINE_CHECKPOINT}', f'--support={folder / "points.csv"}',
+            f'--query={folder / "xs.csv"}']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('support, query, message', [
+    ('x,y\n1,0.8\n2,nan\n', 'x\n0.5\n', 'points.csv line 3: y=nan is not a finite number'),
+    ('x,y\n1,0.8\n', 'x\n0.5\ninf\n', 'xs.csv line 3: x=inf is not a finite number'),
+    ('x,y\n1e39,0.8\n', 'x\n0.5\n', 'points.csv line 2: x=1e39 is not a finite number'),
+    ('x,y\n1,0.8\n', 'x\n', 'xs.csv holds no rows below its header x'),
+])
+def test_adapt_refuses_values_that_are_not_finite_naming_the_row(tmp_path, support, query,
+                                                                 message):
+    out = tmp_path / 'out.csv'
+    line = one_error_line(adapt(*sine_files(tmp_path, support, query), f'--out={out}'))
+    assert message in line and not out.exists()
+
+
+@pytest.mark.slow
+def test_adapt_reads_a_csv_saved_by_excel_with_a_byte_order_mark(tmp_path):
+    args = sine_files(tmp_path, '\ufeffx,y\n1,0.8\n2,0.9\n', '\ufeffx\n0.5\n')
+    proc = adapt(*args, f'--out={tmp_path / "out.csv"}')
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / 'out.csv').read_text().startswith('x,prediction\n0.5,')
+
+
+@pytest.mark.slow
+def test_adapt_says_the_adaptation_diverged_instead_of_writing_it(tmp_path):
+    out = tmp_path / 'out.csv'
+    line = one_error_line(adapt(*sine_files(tmp_path), f'--out={out}', '--update_lr=1e6'))
+    assert 'the adaptation diverged' in line and not out.exists()
+
+
+@pytest.mark.slow
+def test_adapt_never_writes_over_one_of_its_inputs(own, trained, tmp_path):
+    args = sine_files(tmp_path)
+    before = (tmp_path / 'points.csv').read_text()
+    line = one_error_line(adapt(*args, f'--out={tmp_path / "points.csv"}'))
+    assert 'is one of the inputs' in line and (tmp_path / 'points.csv').read_text() == before
+    _, checkpoint = trained
+    task = make_task(own, tmp_path / 'task', classes_of(own / 'prep')['test'][:5])
+    query = sorted((task / 'query').iterdir())[0]
+    image = query.read_bytes()
+    base = [f'--checkpoint={checkpoint}', f'--support={task / "support"}']
+    line = one_error_line(adapt(*base, f'--query={query}', f'--out={query}'))
+    assert 'is one of the inputs' in line and query.read_bytes() == image
+    line = one_error_line(adapt(*base, f'--query={task / "query"}',
+                                f'--out={task / "query" / "predictions.csv"}'))
+    assert 'lies inside --query' in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', ['loose_support', 'nested_query', 'nested_class'])
+def test_adapt_names_input_it_would_ignore(own, trained, tmp_path, case):
+    _, checkpoint = trained
+    task = make_task(own, tmp_path, classes_of(own / 'prep')['test'][:5])
+    first = sorted((task / 'query').iterdir())[0]
+    if case == 'loose_support':
+        shutil.copy(first, task / 'support' / 'stray.png')
+        message = 'holds files beside its class folders (stray.png)'
+    elif case == 'nested_query':
+        os.makedirs(task / 'query' / 'more')
+        shutil.copy(first, task / 'query' / 'more' / 'x.png')
+        message = 'holds sub-folders (more)'
+    else:
+        klass = sorted((task / 'support').iterdir())[0]
+        os.makedirs(klass / 'more')
+        message = 'holds sub-folders (more)'
+    out = tmp_path / 'out.csv'
+    line = one_error_line(adapt(f'--checkpoint={checkpoint}', f'--support={task / "support"}',
+                                f'--query={task / "query"}', f'--out={out}'))
+    assert message in line and not out.exists()
+
+
+@pytest.mark.slow
+def test_adapt_tells_a_folder_of_images_given_to_a_model_it_took_for_a_sinusoid(own, trained,
+                                                                                tmp_path):
+    task = make_task(own, tmp_path / 'task', classes_of(own / 'prep')['test'][:5])
+    out = tmp_path / 'out.csv'
+    line = one_error_line(adapt(f'--checkpoint={SINE_CHECKPOINT}',
+                                f'--support={task / "support"}', f'--query={task / "query"}',
+                                f'--out={out}'))
+    assert 'is a folder; a sinusoid model takes CSV files' in line and 'Is a directory' not in line
+    _, checkpoint = trained
+    bare = tmp_path / 'bare'
+    os.makedirs(bare)
+    for f in os.listdir(os.path.dirname(checkpoint)):
+        if f.startswith('model150.'):
+            shutil.copy(os.path.join(os.path.dirname(checkpoint), f), bare / f)
+    line = one_error_line(adapt(f'--checkpoint={bare / "model150"}',
+                                f'--support={task / "support"}', f'--query={task / "query"}',
+                                f'--out={out}'))
+    assert 'has no settings.json beside it' in line and '--datasource=' in line
+
+
+@pytest.mark.slow
+def test_adapt_finishes_any_allowed_step_count_and_ctrl_c_ends_it_in_one_line(own, trained,
+                                                                              tmp_path):
+    """1000 steps, the flag's most, are taken one at a time: nothing is unrolled."""
+    _, checkpoint = trained
+    task = make_task(own, tmp_path, classes_of(own / 'prep')['test'][:5])
+    args = [f'--checkpoint={checkpoint}', f'--support={task / "support"}',
+            f'--query={task / "query"}', '--test_num_updates=1000']
+    proc = adapt(*args, f'--out={tmp_path / "a.csv"}')
+    assert proc.returncode == 0, proc.stderr
+    assert 'Adapting to 5 support examples: 1000 steps' in proc.stdout
+    child = subprocess.Popen([sys.executable, '-m', 'scripts.adapt', *args,
+                              f'--out={tmp_path / "b.csv"}'], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=with_ctrl_c)
+    for line in child.stdout:
+        if line.startswith('Adapting'):
+            break
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130
+    assert err.strip() == 'interrupted: nothing was written'
+    assert not (tmp_path / 'b.csv').exists()
+
+
+# ------------------------------------------------------------------ the data a run trained on
+def small_folder(root, per_class=16, **kwargs):
+    """A prepared folder of 12 classes at 16x16 (train 8, val 2, test 2)."""
+    source = synthetic.class_folders(str(root / 'src'), classes=12, per_class=per_class,
+                                     **kwargs)
+    proc = prepare(source, root / 'prep', '--image_size=16')
+    assert proc.returncode == 0, proc.stderr
+    return root / 'prep'
+
+
+def tiny_run(data, logdir, *extra):
+    return ['--datasource=folder', f'--data_dir={data}', f'--logdir={logdir}',
+            '--meta_batch_size=2', '--update_batch_size=1', '--num_filters=4',
+            '--metatrain_iterations=2', '--save_interval=1', '--log=False', '--num_classes=2',
+            *extra]
+
+
+@pytest.mark.slow
+def test_a_run_refuses_to_resume_on_changed_data_and_evaluation_says_so(tmp_path, run_main):
+    data = small_folder(tmp_path)
+    run_main(*tiny_run(data, tmp_path / 'logs'))
+    with open(next((tmp_path / 'logs').iterdir()) / 'data.json') as f:
+        assert len(json_load(f)['classes']) == 12
+    # a train class and a test class gain an image; the folder is prepared again
+    split = classes_of(data)
+    for name in (split['train'][0], split['test'][0]):
+        shutil.copy(tmp_path / 'src' / name / 'img000.png', tmp_path / 'src' / name / 'new.png')
+    assert prepare(tmp_path / 'src', data, '--image_size=16').returncode == 0
+    line = one_error_line(run_main(*tiny_run(data, tmp_path / 'logs',
+                                             '--metatrain_iterations=3'), check=False))
+    assert line.endswith(f'was trained on other data than {data} holds: 1 classes changed '
+                         f'(train/{split["train"][0]}). Resume it on the data it was trained on '
+                         f'({data}), or train on this data in another --logdir')
+    proc = run_main(*tiny_run(data, tmp_path / 'logs', '--train=False', '--test_set=True',
+                              '--num_test_tasks=2'))
+    notes = [line for line in proc.stdout.splitlines() if 'other data' in line]
+    assert notes == [f'Note: evaluating on other data than {next((tmp_path / "logs").iterdir())} '
+                     f'was trained with (test split: 1 classes changed (test/{split["test"][0]}))']
+
+
+@pytest.mark.slow
+def test_a_prepared_image_replaced_by_another_of_the_same_size_is_refused(tmp_path, run_main):
+    data = small_folder(tmp_path)
+    victim = sorted((data / 'train').rglob('*.png'))[0]
+    size = victim.stat().st_size
+    other = io.BytesIO()
+    Image.new('RGB', (16, 16), (0, 0, 0)).save(other, format='PNG')
+    replacement = other.getvalue()
+    assert len(replacement) < size
+    victim.write_bytes(replacement + b'\0' * (size - len(replacement)))   # after IEND
+    line = one_error_line(run_main(*tiny_run(data, tmp_path / 'logs'), check=False))
+    relative = os.path.relpath(victim, data)
+    assert f'is not what data/prepare_folder.py prepared: 1 changed ({relative})' in line
+
+
+@pytest.mark.slow
+def test_images_too_small_for_max_pool_are_refused_naming_the_smallest_size(tmp_path, run_main):
+    source = synthetic.class_folders(str(tmp_path / 'src'), classes=12, per_class=16)
+    assert prepare(source, tmp_path / 'prep', '--image_size=12').returncode == 0
+    line = one_error_line(run_main(*tiny_run(tmp_path / 'prep', tmp_path / 'logs',
+                                             '--max_pool=True'), check=False))
+    assert 'images of 12x12 are too small for --max_pool=True' in line
+    assert '--image_size 16 or more' in line
+
+
+@pytest.mark.slow
+def test_advice_names_only_flags_and_causes_that_exist(tmp_path, run_main):
+    """Resuming on data of another image size names the images, not an --image_size flag
+    of main.py; a grayscale checkpoint evaluated on colour data blames the channels, not
+    --num_filters; K=1 is not told to lower K."""
+    data = small_folder(tmp_path / 'gray', colour=False)
+    run_main(*tiny_run(data, tmp_path / 'logs'))
+    assert prepare(tmp_path / 'gray' / 'src', tmp_path / 'big', '--image_size=20').returncode == 0
+    line = one_error_line(run_main(*tiny_run(tmp_path / 'big', tmp_path / 'logs',
+                                             '--metatrain_iterations=3'), check=False))
+    assert 'images of 16x16 (now 20x20)' in line and '--image_size' not in line
+    colour = small_folder(tmp_path / 'colour')
+    checkpoint = next((tmp_path / 'logs').iterdir()) / 'model2'
+    line = one_error_line(run_main(*tiny_run(colour, tmp_path / 'eval', '--train=False',
+                                             f'--checkpoint={checkpoint}',
+                                             '--num_test_tasks=2'), check=False))
+    assert 'images of 1 channel(s) (now 3)' in line and '--channels' not in line
+    few = small_folder(tmp_path / 'few', per_class=3)
+    line = one_error_line(run_main(*tiny_run(few, tmp_path / 'k1'), check=False))
+    assert 'a task needs 16 per class (K=1 + 15 queries): add images to it' in line
+    assert 'lower --update_batch_size' not in line

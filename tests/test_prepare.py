@@ -99,3 +99,30 @@ def test_prepare_miniimagenet_errors(tmp_path):
     os.remove(os.path.join(source, 'test.csv'))
     proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest', dest)
     assert proc.returncode == 1 and 'test.csv not found' in proc.stderr
+
+
+@pytest.mark.slow
+def test_prepare_miniimagenet_reads_csvs_saved_with_a_byte_order_mark_and_skips_hidden_members(
+        tmp_path):
+    """Excel saves CSVs with a UTF-8 byte-order mark; macOS's zip adds __MACOSX/ and ._*
+    entries beside each image."""
+    import zipfile
+    source = synthetic.miniimagenet_source(str(tmp_path / 'src'), classes=(2, 2, 2), per_class=3)
+    for split in ('train', 'val', 'test'):
+        path = os.path.join(source, f'{split}.csv')
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        with open(path, 'w', encoding='utf-8-sig') as f:
+            f.write(text)
+    images = os.path.join(source, 'images')
+    with zipfile.ZipFile(os.path.join(source, 'images.zip'), 'w') as archive:
+        for name in sorted(os.listdir(images)):
+            archive.write(os.path.join(images, name), f'images/{name}')
+            archive.writestr(f'__MACOSX/images/._{name}', b'\x00\x05\x16\x07')
+            archive.writestr(f'images/._{name}', b'\x00\x05\x16\x07')
+    import shutil
+    shutil.rmtree(images)
+    proc = prepare('prepare_miniimagenet.py', '--source', source, '--dest',
+                   str(tmp_path / 'mini'))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted_dirs(str(tmp_path / 'mini' / 'train')) == ['n00000000', 'n00000001']
