@@ -11,7 +11,8 @@ import os
 
 from absl import flags
 
-from utils import UserError, setting_phrase
+from data import loading
+from utils import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NORM_SUFFIX = {'batch_norm': 'batchnorm', 'layer_norm': 'layernorm', 'None': 'nonorm'}
@@ -217,8 +218,10 @@ class RunConfig:
                             f'characters (got {",".join(map(str, self.omniglot_split))})')
 
     @classmethod
-    def from_flags(cls, fv=flags.FLAGS):
-        return cls(**{f.name: fv[f.name].value for f in dataclasses.fields(cls)})
+    def from_flags(cls, fv=flags.FLAGS, **overrides):
+        """The flags' values (those in `overrides` replaced), checked."""
+        values = {f.name: fv[f.name].value for f in dataclasses.fields(cls)}
+        return cls(**{**values, **overrides})
 
     @classmethod
     def from_args(cls, args):
@@ -310,8 +313,7 @@ class RunConfig:
     def image_shape(self):
         """(side, channels) of the images: the datasource's, or a folder's from its record."""
         if self.datasource == 'folder':
-            import data_generator  # (it imports this module)
-            return data_generator.folder_info(self.data_dir)
+            return loading.folder_info(self.data_dir)
         return self.source.img_size, self.source.channels
 
     def architecture_differences(self, stored):
@@ -328,6 +330,32 @@ class RunConfig:
         return [(k, stored.get(k), ours.get(k)) for k in keys
                 if (k in stored or k in ours) and stored.get(k) != ours.get(k)]
 
+    def model_settings(self, dim_input, dim_output, image_shape=None):
+        """The keyword arguments of maml.ModelConfig for data of these dimensions;
+        image_shape: (side, channels) of image data (None: not images)."""
+        source = self.source
+        settings = dict(dim_input=dim_input, dim_output=dim_output, loss=source.loss,
+                        update_lr=self.update_lr, update_batch_size=self.update_batch_size,
+                        norm=self.norm, stop_grad=self.stop_grad, dim_hidden=source.fc_hidden)
+        if image_shape:
+            settings.update(conv=self.conv, img_size=image_shape[0], channels=image_shape[1],
+                            num_filters=self.num_filters, max_pool=self.max_pool,
+                            flatten_features=source.flatten_features)
+        return settings
+
     @property
     def eval_split(self):
         return 'test' if self.test_set else 'val'
+
+
+DATA_SHAPE_SETTINGS = ('image_size', 'channels')   # settings of the data, not flags
+
+
+def setting_phrase(name, theirs, ours):
+    """'--num_filters=32 (now 64)'; a setting that is no flag but the data's own, such as
+    the images' size, in words."""
+    if name == 'image_size':
+        return f'images of {theirs}x{theirs} (now {ours}x{ours})'
+    if name == 'channels':
+        return f'images of {theirs} channel(s) (now {ours})'
+    return f'--{name}={theirs} (now {ours})'

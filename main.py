@@ -10,9 +10,6 @@ Usage:
   Evaluate: the same command plus --train=False [--test_set=True] [--update_batch_size=K
     --train_update_batch_size=K_TRAIN].
 """
-import contextlib
-import glob
-import json
 import os
 import signal
 import sys
@@ -23,51 +20,18 @@ from absl import app, flags
 
 import config
 import data_generator
-import utils
+import results
+import run_folder
 from config import RunConfig
-from data import prepared
-from utils import UserError
-
-# Without an NVIDIA driver, TensorFlow's C++ start-up lines (CUDA not found, cuInit
-# failed) say nothing useful and would sit right above this program's own messages.
-NO_GPU_DRIVER = not os.path.exists('/proc/driver/nvidia/version')
-tf = maml = None    # TensorFlow and the model, imported by load_tensorflow()
-KEPT_CHECKPOINTS = 3            # the newest ones; older ones are deleted as training goes
-MILESTONE_INTERVAL = 10000      # checkpoints at multiples of this are never deleted by training
+from utils import UserError, exit_on_user_error, first_line
 
 
-@contextlib.contextmanager
-def native_stderr_hidden(hide):
-    """Send file descriptor 2 to /dev/null meanwhile (C++ logging bypasses Python)."""
-    if not hide:
-        yield
-        return
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def load_tensorflow():
-    """Import TensorFlow once, first setting what it reads at import (a value the user
-    set wins): quiet C++ logging, and oneDNN's CPU kernels, which TensorFlow leaves off
-    on some CPUs (an AVX2 one among them) where they train miniImagenet about 1.8x
-    faster with the same gradients to float32 round-off (`scripts/benchmark.py --env
-    TF_ENABLE_ONEDNN_OPTS=0` compares). GPU kernels are unaffected."""
-    global tf, maml
-    if tf is not None:
-        return
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3' if NO_GPU_DRIVER else '2')
-    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
-    with native_stderr_hidden(NO_GPU_DRIVER):
-        import tensorflow.compat.v1 as tensorflow
-
-        import maml as model
-    tf, maml = tensorflow, model
+def tensorflow_and_model():
+    """(tf, maml), imported on first use: TensorFlow's start-up takes seconds, which
+    --help, a refused flag and a run with nothing to train do without."""
+    import maml
+    from tf_quiet import tf
+    return tf, maml
 
 
 # ------------------------------------------------------------------ set-up
@@ -75,6 +39,7 @@ def load_tasks(run, splits, training):
     """The task sampler with `splits` loaded, refusing at once tasks larger than the data
     and images too small for the network."""
     if run.conv and run.datasource != 'sinusoid':
+        _, maml = tensorflow_and_model()
         maml.check_image_side(run.image_shape[0], run.max_pool)
     tasks = data_generator.make_tasks(run.datasource, run.data_dir, splits, run.num_classes,
                                       oracle=run.baseline == 'oracle',
@@ -85,14 +50,14 @@ def load_tasks(run, splits, training):
 
 
 def new_session(run):
-    inter, intra = run.threads
-    return tf.Session(config=tf.ConfigProto(inter_op_parallelism_threads=inter,
-                                            intra_op_parallelism_threads=intra))
+    from tf_quiet import session
+    return session(run.threads)
 
 
 def build_graph(run, tasks, num_steps):
+    _, maml = tensorflow_and_model()
     image_shape = (tasks.img_size, tasks.channels) if hasattr(tasks, 'img_size') else None
-    cfg = maml.model_config(run, tasks.dim_input, tasks.dim_output, image_shape)
+    cfg = maml.ModelConfig(**run.model_settings(tasks.dim_input, tasks.dim_output, image_shape))
     return maml.build_graph(cfg, num_steps, run.seed)
 
 
@@ -130,7 +95,7 @@ class Trainer:
     """Meta-training of one run: the graph, its session, and the loop."""
 
     def __init__(self, run, tasks):
-        load_tensorflow()
+        tf, maml = self.tf, self.maml = tensorflow_and_model()
         self.run, self.tasks, self.exp_dir = run, tasks, run.exp_dir
         self.graph = build_graph(run, tasks, run.num_updates)
         oracle = run.baseline == 'oracle'
@@ -139,7 +104,8 @@ class Trainer:
             pretrain=run.pretrain_iterations > 0 or oracle,
             metatrain=run.metatrain_iterations > 0 and not oracle)
         # relative paths in the state file, so a committed or moved run still resumes
-        self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=KEPT_CHECKPOINTS,
+        self.saver = tf.train.Saver(tf.global_variables(),
+                                    max_to_keep=run_folder.KEPT_CHECKPOINTS,
                                     save_relative_paths=True)
         self.sess = new_session(run)
         self.writer = tf.summary.FileWriter(self.exp_dir) if run.log else None
@@ -154,8 +120,9 @@ class Trainer:
 
     def restore_or_init(self):
         """Initialise, then restore the newest readable checkpoint; returns its step."""
+        tf, maml = self.tf, self.maml
         self.sess.run(tf.global_variables_initializer())
-        found = utils.checkpoints_in(self.exp_dir)
+        found = run_folder.checkpoints_in(self.exp_dir)
         for i, (_, path) in enumerate(found):
             try:
                 missing = maml.restore_variables(self.sess, path, tf.global_variables())
@@ -167,7 +134,7 @@ class Trainer:
                 print(f'Note: {len(missing)} variables not in {path} start fresh: {missing[:3]}...')
             # the ones training prunes, oldest first (milestones are never pruned)
             self.saver.recover_last_checkpoints([p for step, p in found[i:][::-1]
-                                                 if step % MILESTONE_INTERVAL])
+                                                 if step % run_folder.MILESTONE_INTERVAL])
             self.last_saved = os.path.basename(path)
             return int(self.sess.run(self.global_step))
         if found:
@@ -205,11 +172,11 @@ class Trainer:
         try:
             path = self.saver.save(self.sess, os.path.join(self.exp_dir, f'model{done}'),
                                    write_meta_graph=False)
-        except (tf.errors.OpError, OSError) as err:
+        except (self.tf.errors.OpError, OSError) as err:
             kept = f'{self.last_saved} is kept' if self.last_saved else 'nothing was saved'
             raise UserError(f'cannot save model{done} in {self.exp_dir} ({first_line(err)}); '
                             f'{kept}. Free some space and run the same command') from None
-        if done % MILESTONE_INTERVAL == 0:      # kept for later evaluation: out of the pruned list
+        if done % run_folder.MILESTONE_INTERVAL == 0:   # kept for evaluations: not pruned
             self.saver.set_last_checkpoints_with_time(
                 [(p, time.time()) for p in self.saver.last_checkpoints if p != path])
         if self.writer:
@@ -309,87 +276,13 @@ class ProgressMeter:
 
 
 def write_summary(writer, values, step):
+    tf, _ = tensorflow_and_model()
     summary = tf.Summary(value=[tf.Summary.Value(tag=k, simple_value=float(v))
                                 for k, v in values.items()])
     writer.add_summary(summary, step)
 
 
 # -------------------------------------------------------------- evaluation
-def checkpoint_prefix(path):
-    """A checkpoint given as its folder (its newest), its prefix, or one of its files."""
-    if os.path.isdir(path):
-        found = utils.checkpoints_in(path)
-        if not found:
-            raise UserError(f'--checkpoint={path} is a folder without model<N> checkpoints; '
-                            f'{folder_checkpoint_hint(path)}')
-        return found[0][1]
-    for suffix in ('.index', '.meta'):
-        if path.endswith(suffix):
-            return path[:-len(suffix)]
-    return path.split('.data-')[0]
-
-
-def folder_checkpoint_hint(path):
-    """A --logdir given as --checkpoint: name its experiment folders that hold one."""
-    runs = utils.trained_folders_in(path)
-    if not runs:
-        return ('give a run\'s experiment folder (the one holding settings.json) '
-                'or a model<N> prefix')
-    if len(runs) == 1:
-        return f'it is a --logdir; give its experiment folder --checkpoint={runs[0]}'
-    return 'it is a --logdir; give one of its experiment folders: ' + ', '.join(runs)
-
-
-def find_checkpoint(run):
-    if run.checkpoint:
-        path = checkpoint_prefix(run.checkpoint)
-    elif run.test_iter >= 0:
-        path = os.path.join(run.exp_dir, f'model{run.test_iter}')
-    else:
-        found = utils.checkpoints_in(run.exp_dir)
-        if not found:
-            raise UserError(f'no checkpoint in {run.exp_dir}: {missing_checkpoint_hint(run)}')
-        path = found[0][1]
-    if not tf.train.checkpoint_exists(path):
-        raise UserError(f'checkpoint {path} not found')
-    return path
-
-
-def missing_checkpoint_hint(run):
-    """What to do when the experiment folder has no checkpoint: the flags that evaluate the
-    logdir's closest trained run (K and alpha of training as --train_*), else train first."""
-    closest = None
-    for folder, stored in trained_runs_in(run.logdir):
-        differ = run.settings_differences(stored)
-        if closest is None or len(differ) < len(closest[1]):
-            closest = folder, differ
-    if (not closest or len(closest[1]) > 3
-            or {k for k, _, _ in closest[1]} & set(utils.DATA_SHAPE_SETTINGS)):
-        return 'train first (same flags, --train=True), or give --checkpoint=PATH'
-    folder, differ = closest
-    flags = ' '.join(f'--train_{k}={v}' if k in ('update_batch_size', 'update_lr') else
-                     f'--{k}={v}' for k, v, _ in differ)
-    now = ', '.join(f'{k} {v} (now {ours})' for k, v, ours in differ)
-    return (f'{folder} holds this logdir\'s run trained with {now}: evaluate it with {flags}, '
-            f'or train this run first (--train=True)')
-
-
-def trained_runs_in(logdir):
-    """(experiment folder, its settings) for each folder of `logdir` holding a checkpoint."""
-    found = [(folder, utils.read_settings(folder)) for folder in utils.trained_folders_in(logdir)]
-    return [(folder, stored) for folder, stored in found if stored]
-
-
-def check_fits(run, checkpoint):
-    """Refuse a checkpoint whose run's settings.json names another network or split."""
-    folder = os.path.dirname(checkpoint)
-    stored = utils.read_settings(folder)
-    differ = run.architecture_differences(stored) if stored else []
-    if differ:
-        data = (' and on images of the size and channels it was trained on'
-                if any(d.startswith('images of') for d in differ) else '')
-        raise UserError(f'{checkpoint} was trained with {", ".join(differ)}; evaluate it with '
-                        f'the flags in {os.path.join(folder, utils.SETTINGS_FILE)}{data}')
 
 
 def restore_for_evaluation(sess, run, checkpoint):
@@ -397,42 +290,30 @@ def restore_for_evaluation(sess, run, checkpoint):
     seeded by --seed; (what was evaluated as the result files name it, and as printed).
     The newest checkpoint of a folder still being trained may be pruned before it is
     restored: then the newest one now is taken."""
+    tf, maml = tensorflow_and_model()
     if checkpoint is None:
         sess.run(tf.variables_initializer(maml.model_variables()))
-        return utils.random_init_label(run.seed), f'a random initialisation (seed {run.seed})'
+        return results.random_init_label(run.seed), f'a random initialisation (seed {run.seed})'
     chosen_for_us = not run.checkpoint and run.test_iter < 0
     while True:
         try:
             maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
             return os.path.basename(checkpoint), checkpoint
         except tf.errors.OpError as err:
-            if chosen_for_us and not tf.train.checkpoint_exists(checkpoint):
-                checkpoint = find_checkpoint(run)     # pruned meanwhile
+            if chosen_for_us and not os.path.isfile(checkpoint + '.index'):
+                checkpoint = run_folder.find_checkpoint(run)     # pruned meanwhile
                 continue
             raise UserError(f'checkpoint {checkpoint} is unreadable ({first_line(err)})'
-                            f'{earlier_checkpoint_hint(checkpoint)}') from None
-
-
-def earlier_checkpoint_hint(checkpoint):
-    """How to evaluate the checkpoint before a damaged one, when there is one."""
-    iteration = utils.checkpoint_iteration(os.path.basename(checkpoint))
-    earlier = [(n, p) for n, p in utils.checkpoints_in(os.path.dirname(checkpoint) or '.')
-               if iteration is not None and n < iteration]
-    if not earlier:
-        return ''
-    return (f'; evaluate the one before with --test_iter={earlier[0][0]} (or '
-            f'--checkpoint={earlier[0][1]})')
+                            f'{run_folder.earlier_checkpoint_hint(checkpoint)}') from None
 
 
 def evaluate(run):
     """The paper's protocol: num_test_tasks tasks one at a time, the metric after
     0..test_num_updates steps; writes the reference's CSV and pickle."""
-    checkpoint = None if run.random_init else find_checkpoint(run)
-    if checkpoint:
-        check_fits(run, checkpoint)
+    checkpoint = run_folder.checkpoint_to_evaluate(run)
     tasks = load_tasks(run, [run.eval_split], training=False)
     if checkpoint:
-        note_other_data(run, checkpoint)
+        run_folder.note_other_data(run, checkpoint)
     graph = build_graph(run, tasks, run.test_num_updates)
     sess = new_session(run)
     label, what = restore_for_evaluation(sess, run, checkpoint)
@@ -452,8 +333,8 @@ def evaluate(run):
             print(f'  {i + 1} tasks', flush=True)
     metric = 'accuracy' if run.source.classification else 'MSE'
     print_eval_table(values, metric)
-    name = utils.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
-                               run.num_test_tasks, run.random_init)
+    name = results.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
+                                 run.num_test_tasks, run.random_init)
     print(f'Wrote {write_results(run, values, name, label)}')
     write_eval_summary(run, values, metric, name, label)
 
@@ -462,10 +343,11 @@ def write_eval_summary(run, values, what, name, checkpoint):
     """The evaluation's mean before adaptation, after training's number of steps and
     after the last, as TensorBoard points at the checkpoint's iteration, in a folder
     named like the CSV: a run's 600-task evaluations draw a curve beside its training."""
-    iteration = utils.checkpoint_iteration(checkpoint)
+    iteration = run_folder.checkpoint_iteration(checkpoint)
     if not run.log or iteration is None:
         return
-    means, _, _ = utils.summarize_per_step(values)
+    tf, _ = tensorflow_and_model()
+    means, _, _ = results.summarize_per_step(values)
     steps = sorted({0, min(run.num_updates, len(means) - 1), len(means) - 1})
     writer = tf.summary.FileWriter(os.path.join(run.exp_dir, name))
     write_summary(writer, {f'Evaluation/{run.eval_split} {what}, step {step}': means[step]
@@ -476,27 +358,16 @@ def write_eval_summary(run, values, what, name, checkpoint):
 def write_results(run, values, name, checkpoint):
     """The CSV and pickle of an evaluation; an older result of another checkpoint
     under the same name is kept under a name of its own."""
-    utils.check_writable(run.exp_dir)
-    moved = utils.set_aside_other_checkpoints_result(run.exp_dir, name, checkpoint)
+    run_folder.check_writable(run.exp_dir)
+    moved = results.set_aside_other_checkpoints_result(run.exp_dir, name, checkpoint)
     if moved:
         print(f'The result of another checkpoint under {name} is kept as {moved}')
-    return utils.write_eval_results(run.exp_dir, name, values, checkpoint=checkpoint,
-                                    split=run.eval_split)
-
-
-def first_line(err):
-    """The line of an error that says what went wrong. A TensorFlow graph error starts
-    with 'Graph execution error:' and names the cause just above its '[[node]]' line."""
-    lines = [line.strip() for line in (getattr(err, 'message', None) or str(err)).splitlines()]
-    lines = [line for line in lines if line]
-    for before, line in zip(lines, lines[1:]):
-        if line.startswith('[['):
-            return before
-    return lines[0] if lines else type(err).__name__
+    return results.write_eval_results(run.exp_dir, name, values, checkpoint=checkpoint,
+                                      split=run.eval_split)
 
 
 def print_eval_table(values, what):
-    means, _, ci95 = utils.summarize_per_step(values)
+    means, _, ci95 = results.summarize_per_step(values)
     for step, (m, c) in enumerate(zip(means, ci95)):
         print(f'  step {step:2d}: {what} {m:.4f} +- {c:.4f}')
 
@@ -504,99 +375,16 @@ def print_eval_table(values, what):
 # -------------------------------------------------------------------- main
 def execute(run):
     """Train or evaluate, as the run says."""
-    load_tensorflow()
-    if run.train:
-        utils.check_writable(run.exp_dir)
-        with utils.training_lock(run.exp_dir):
-            refuse_a_start_that_mixes_up_runs(run)
-            utils.check_settings(run.exp_dir, run.training_settings())
-            for orphan in glob.glob(os.path.join(run.exp_dir, '*.tempstate*')):
-                os.remove(orphan)    # left by a save that was killed
-            if trained_already(run):
-                return
-            tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'],
-                               training=True)
-            check_training_data(run)
-            Trainer(run, tasks).train()
-    else:
+    if not run.train:
         evaluate(run)
-
-
-def refuse_a_start_that_mixes_up_runs(run):
-    """--resume=False where an earlier run saved checkpoints would interleave the two runs'
-    checkpoints, and a later resume or evaluation would pick the earlier run's newest; a
-    resume where the state file names checkpoints none of which is there (deleted, or not
-    copied with the folder) would train again from iteration 1."""
-    found = utils.checkpoints_in(run.exp_dir)
-    if not run.resume and found:
-        raise UserError(f'--resume=False starts afresh, but {run.exp_dir} holds model{found[0][0]} '
-                        f'of an earlier run; move that folder away or give another --logdir')
-    lost = None if found or not run.resume else utils.newest_named_by_state(run.exp_dir)
-    if lost:
-        raise UserError(f'{run.exp_dir} lost its checkpoint files: its checkpoint state names '
-                        f'{lost}, but no model*.index file is there; restore them to '
-                        f'resume, or give --resume=False to train this folder from iteration 1')
-
-
-def check_training_data(run):
-    """Record the identity of the data a run trains on (data.json: each class's digest),
-    or refuse to resume it on other data, naming what changed. As with the settings,
-    only a checkpoint binds the folder to its data."""
-    now = data_generator.data_identity(run.datasource, run.data_dir)
-    if now is None:
         return
-    stored = utils.read_settings(run.exp_dir, utils.DATA_FILE)
-    trained = utils.checkpoints_in(run.exp_dir)
-    if stored is not None and trained:
-        differ = prepared.digest_differences(*(
-            data_of_splits(run.datasource, digests, ('train', 'val'))
-            for digests in (stored.get('classes', {}), now)))
-        if differ:
-            raise UserError(f'{run.exp_dir} was trained on other data than {run.data_dir} holds: '
-                            f'{"; ".join(differ)}. Resume it on the data it was trained on '
-                            f'({stored.get("data_dir")}), or train on this data in another '
-                            f'--logdir')
-        return
-    if trained:
-        print(f'Note: {run.exp_dir} holds no record of its data (trained by an earlier '
-              f'version); recording {run.data_dir} as its data', flush=True)
-    utils.write_atomically(os.path.join(run.exp_dir, utils.DATA_FILE), json.dumps(
-        {'data_dir': os.path.abspath(run.data_dir), 'classes': now}, indent=0, sort_keys=True))
-
-
-def data_of_splits(datasource, digests, splits):
-    """The class digests of `splits` (Omniglot's splits are drawn from all its characters,
-    so all of them)."""
-    if datasource == 'omniglot':
-        return digests
-    return {k: v for k, v in digests.items() if k.split('/', 1)[0] in splits}
-
-
-def note_other_data(run, checkpoint):
-    """Say in one line when an evaluation's split is not the data its checkpoint's run
-    recorded (evaluating on other data is allowed)."""
-    stored = utils.read_settings(os.path.dirname(checkpoint), utils.DATA_FILE)
-    now = data_generator.data_identity(run.datasource, run.data_dir)
-    if not stored or now is None:
-        return
-    recorded = data_of_splits(run.datasource, stored.get('classes', {}), (run.eval_split,))
-    if not recorded:
-        return
-    differ = prepared.digest_differences(
-        recorded, data_of_splits(run.datasource, now, (run.eval_split,)))
-    if differ:
-        print(f'Note: evaluating on other data than {os.path.dirname(checkpoint)} was trained '
-              f'with ({run.eval_split} split: {"; ".join(differ)})', flush=True)
-
-
-def trained_already(run):
-    """Say so, without loading any data, when the newest checkpoint holds every iteration."""
-    found = utils.checkpoints_in(run.exp_dir)
-    if run.total_iterations == 0 or not found or found[0][0] < run.total_iterations:
-        return False
-    print(f'Nothing to train: {run.exp_dir} already holds {found[0][0]} of '
-          f'{run.total_iterations} iterations. Evaluate it with --train=False.')
-    return True
+    with run_folder.training_start(run) as to_train:
+        if not to_train:
+            return
+        tasks = load_tasks(run, ['train'] if run.datasource == 'sinusoid' else ['train', 'val'],
+                           training=True)
+        run_folder.check_training_data(run)
+        Trainer(run, tasks).train()
 
 
 def refuse_stray_words(argv):
@@ -611,14 +399,10 @@ def refuse_stray_words(argv):
 
 
 def main(argv):
-    try:
-        refuse_stray_words(argv)
-        execute(RunConfig.from_flags())
-    except UserError as err:
-        sys.exit(f'error: {err}')
-    except KeyboardInterrupt:     # before a StopRequest, a second Ctrl-C, or a stopped evaluation
-        print('interrupted: what was saved is kept; run the same command to go on', file=sys.stderr)
-        sys.exit(130)
+    exit_on_user_error(lambda: (refuse_stray_words(argv), execute(RunConfig.from_flags())),
+                       # before a StopRequest, a second Ctrl-C, or a stopped evaluation
+                       interrupted='interrupted: what was saved is kept; run the same command '
+                                   'to go on')
 
 
 if __name__ == '__main__':

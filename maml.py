@@ -9,20 +9,32 @@ The normalisation is written out by hand instead of calling `tf.nn.moments` or
 variance, which leaves first derivatives right but the second derivatives MAML
 needs wrong. The statistics here are plain functions of the batch, as they were
 in the TensorFlow of 2017.
+
+Usage, on its own (the settings are plain values; main.py builds them from the flags):
+
+    import maml
+    from tf_quiet import tf
+    cfg = maml.ModelConfig(dim_input=1, dim_output=1, loss='mse', update_lr=0.01,
+                           update_batch_size=10)          # the sinusoid's FC net
+    graph = maml.build_graph(cfg, num_steps=1, seed=0)   # placeholders, inner loop, losses
+    step, ops = maml.build_train_ops(graph, meta_lr=0.001)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        # batch: inputa, labela (the support set) and inputb, labelb (the query set),
+        # each [tasks, examples, dim]
+        sess.run(ops['metatrain'], graph.feed(batch))     # one meta-update
+        after = sess.run(graph.outputsb, graph.feed(batch))[:, 1]   # adapted predictions
 """
 import dataclasses
 
-import tensorflow.compat.v1 as tf
-
+from tf_quiet import tf
 from utils import UserError
-
-tf.get_logger().setLevel("ERROR")
-tf.disable_v2_behavior()
 
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Everything that shapes the graph (a subset of the command-line flags)."""
+    """Everything that shapes the graph, built by the caller (main.py builds it from the
+    flags: RunConfig.model_settings)."""
     dim_input: int
     dim_output: int
     loss: str                  # 'mse' (regression) or 'xent' (classification)
@@ -38,20 +50,6 @@ class ModelConfig:
     flatten_features: bool = False  # miniImagenet: flatten; Omniglot: spatial mean
     stop_grad: bool = False
     dtype: object = tf.float32
-
-
-def model_config(run, dim_input, dim_output, image_shape=None):
-    """The ModelConfig of a run (config.RunConfig) whose data has these dimensions;
-    image_shape: (side, channels) of image data (None: not images)."""
-    source = run.source
-    cfg = ModelConfig(dim_input=dim_input, dim_output=dim_output, loss=source.loss,
-                      update_lr=run.update_lr, update_batch_size=run.update_batch_size,
-                      norm=run.norm, stop_grad=run.stop_grad, dim_hidden=source.fc_hidden)
-    if image_shape:
-        cfg.conv, (cfg.img_size, cfg.channels) = run.conv, image_shape
-        cfg.num_filters, cfg.max_pool = run.num_filters, run.max_pool
-        cfg.flatten_features = source.flatten_features
-    return cfg
 
 
 def build_graph(cfg, num_steps, seed=0):

@@ -3,7 +3,6 @@ file, writing the output folder atomically, progress lines, one-line errors."""
 import argparse
 import os
 import shutil
-import sys
 import time
 import urllib.request
 
@@ -11,7 +10,7 @@ import utils
 from data import prepared
 
 
-class PrepError(Exception):
+class PrepError(utils.UserError):
     """Printed as one line by `run`."""
 
 
@@ -55,15 +54,9 @@ def hidden_member(name):
 
 def run(main):
     """Call main(); turn PrepError and Ctrl-C into a one-line message and exit code."""
-    try:
-        main()
-    except (PrepError, utils.UserError) as err:
-        sys.exit(f'error: {err}')
-    except OSError as err:       # a read-only or full disk, a folder that vanished...
-        sys.exit(f'error: cannot write or read {err.filename or "a file"} ({err.strerror or err}); '
-                 f'nothing was marked as prepared')
-    except KeyboardInterrupt:
-        sys.exit('interrupted: nothing was marked as prepared; run again to start over')
+    utils.exit_on_user_error(
+        main, interrupted='interrupted: nothing was marked as prepared; run again to start over',
+        os_error=lambda err: '; nothing was marked as prepared')
 
 
 def locate(name, source, url, download_dir):

@@ -22,20 +22,18 @@ import csv
 import io
 import math
 import os
-import sys
 import time
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import config  # noqa: E402
-import data_generator  # noqa: E402
-import main as trainer  # noqa: E402
-import utils  # noqa: E402
-from data import images  # noqa: E402
-from data.prepared import visible_files  # noqa: E402
-from utils import UserError  # noqa: E402
+import config
+import data_generator
+import run_folder
+import utils
+from data import images, loading
+from data.prepared import visible_files
+from utils import UserError
 
 FLAGS = flags.FLAGS
 # settings.json entries that are flags of main.py, taken when the flag is not given
@@ -57,15 +55,13 @@ def define_flags():
 def run_from_flags():
     """The RunConfig of the checkpoint: the flags given, the rest from its settings.json;
     and that settings dict ({} when there is none)."""
-    checkpoint = trainer.checkpoint_prefix(FLAGS.checkpoint)
+    checkpoint = run_folder.checkpoint_prefix(FLAGS.checkpoint)
     if not os.path.isfile(checkpoint + '.index'):
         raise UserError(f'checkpoint {checkpoint} not found (its .index file is missing)')
-    stored = utils.read_settings(os.path.dirname(checkpoint)) or {}
-    for name in FROM_SETTINGS:
-        if name in stored and not FLAGS[name].present:
-            FLAGS[name].value = stored[name]
-    FLAGS.train = False
-    run = config.RunConfig.from_flags()
+    stored = run_folder.read_settings(os.path.dirname(checkpoint)) or {}
+    from_settings = {name: stored[name] for name in FROM_SETTINGS
+                     if name in stored and not FLAGS[name].present}
+    run = config.RunConfig.from_flags(FLAGS, train=False, **from_settings)
     if run.baseline == 'oracle':
         raise UserError('the oracle needs each point\'s amplitude and phase, not a support set; '
                         'adapt a MAML or pretrained model')
@@ -127,7 +123,7 @@ def image_files(path, what):
         return [path]
     if not os.path.isdir(path):
         raise UserError(f'{what} {path} is not a folder or a file')
-    nested = data_generator.sorted_dirs(path)
+    nested = loading.sorted_dirs(path)
     if nested:
         raise UserError(f'{what} {path} holds sub-folders ({", ".join(nested[:3])}), whose '
                         f'images would not be used; put the images directly in it')
@@ -154,7 +150,7 @@ def image_task(run, shape):
     file read)."""
     if not os.path.isdir(FLAGS.support):
         raise UserError(f'--support={FLAGS.support} is not a folder of class folders')
-    classes = data_generator.sorted_dirs(FLAGS.support)
+    classes = loading.sorted_dirs(FLAGS.support)
     loose = [f for f in visible_files(FLAGS.support) if os.sep not in f]
     if loose:
         raise UserError(f'--support={FLAGS.support} holds files beside its class folders '
@@ -178,22 +174,22 @@ def image_task(run, shape):
 def predict(run, shape, support, support_labels, query):
     """The network's outputs on the query after adapting to the support set with
     --test_num_updates steps, taken one at a time (maml.StepGraph)."""
-    trainer.load_tensorflow()
+    import maml  # TensorFlow, quietly: seconds, so only once input is read
+    from tf_quiet import session, tf
     if shape:
-        trainer.maml.check_image_side(shape[0], run.max_pool and run.conv)
+        maml.check_image_side(shape[0], run.max_pool and run.conv)
     dim_input, dim_output = support.shape[1], support_labels.shape[1]
-    cfg = trainer.maml.model_config(run, dim_input, dim_output, shape)
+    cfg = maml.ModelConfig(**run.model_settings(dim_input, dim_output, shape))
     # the loss is divided by K, the support examples per class
     cfg.update_batch_size = len(support) / (dim_output if cfg.loss == 'xent' else 1)
-    graph = trainer.maml.build_step_graph(cfg, run.seed)
-    checkpoint = trainer.find_checkpoint(run)   # (restoring checks that it fits the network)
-    sess = trainer.new_session(run)
+    graph = maml.build_step_graph(cfg, run.seed)
+    checkpoint = run_folder.find_checkpoint(run)   # (restoring checks that it fits the network)
+    sess = session(run.threads)
     try:
-        trainer.maml.restore_variables(sess, checkpoint, trainer.maml.model_variables(),
-                                       require_all=True)
-    except trainer.tf.errors.OpError as err:
-        raise UserError(f'checkpoint {checkpoint} is unreadable '
-                        f'({trainer.first_line(err)})') from None
+        maml.restore_variables(sess, checkpoint, maml.model_variables(), require_all=True)
+    except tf.errors.OpError as err:
+        raise UserError(f'checkpoint {checkpoint} is unreadable ({utils.first_line(err)})') \
+            from None
     print(f'Adapting to {len(support)} support examples: {run.test_num_updates} steps of '
           f'{run.update_lr}', flush=True)
     outputs = graph.run(sess, support, support_labels, query, run.test_num_updates,
@@ -237,9 +233,9 @@ def classify(run, stored):
 def regress(run, stored):
     if os.path.isdir(FLAGS.support) and not stored and not FLAGS['datasource'].present:
         raise UserError(f'--support={FLAGS.support} is a folder of images, but the checkpoint '
-                        f'has no {utils.SETTINGS_FILE} beside it to name its datasource, so it '
-                        f'was taken for a sinusoid model: give the flags it was trained with, '
-                        f'such as --datasource=miniimagenet')
+                        f'has no {run_folder.SETTINGS_FILE} beside it to name its datasource, so '
+                        f'it was taken for a sinusoid model: give the flags it was trained '
+                        f'with, such as --datasource=miniimagenet')
     check_out_is_no_input(FLAGS.out, [FLAGS.support, FLAGS.query])
     points = read_csv_columns(FLAGS.support, ('x', 'y'))
     xs = read_csv_columns(FLAGS.query, ('x',))['x']
@@ -278,19 +274,19 @@ def write_rows(path, rows):
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f'error: unexpected argument {argv[1]!r}; flags take the form --name=value')
-    try:
-        check_out(FLAGS.out)
-        run, stored = run_from_flags()
-        rows = regress(run, stored) if run.datasource == 'sinusoid' else classify(run, stored)
-        write_rows(FLAGS.out, rows)
-    except UserError as err:
-        sys.exit(f'error: {err}')
-    except KeyboardInterrupt:
-        print('interrupted: nothing was written', file=sys.stderr)
-        sys.exit(130)
+    rows = utils.exit_on_user_error(lambda: adapt(argv))
     print(f'Wrote {len(rows) - 1} predictions to {FLAGS.out}')
+
+
+def adapt(argv):
+    """Read the input, adapt, predict, write --out; the rows written."""
+    if len(argv) > 1:
+        raise UserError(f'unexpected argument {argv[1]!r}; flags take the form --name=value')
+    check_out(FLAGS.out)
+    run, stored = run_from_flags()
+    rows = regress(run, stored) if run.datasource == 'sinusoid' else classify(run, stored)
+    write_rows(FLAGS.out, rows)
+    return rows
 
 
 if __name__ == '__main__':

@@ -9,7 +9,7 @@ sinusoid alpha 0.01 (reference: 0.001, `--sine_update_lr=0.001`), miniImagenet
 import dataclasses
 import os
 
-import utils
+import results
 from config import RunConfig
 
 SINE = ['--datasource=sinusoid', '--norm=None', '--update_batch_size=10']
@@ -144,11 +144,11 @@ def experiment_folder(logdir, exp, run=None):
     return os.path.join(logdir, exp.name, (run or run_config(exp)).exp_name)
 
 
-def eval_csv(logdir, exp, k, num_tasks=utils.EVAL_TASKS, random_init=False):
+def eval_csv(logdir, exp, k, num_tasks=results.EVAL_TASKS, random_init=False):
     """The test evaluation's CSV at K=k (with another number of tasks than 600, or of a
     random initialisation, the file main.py names for that)."""
     run = run_config(exp)
-    name = utils.eval_basename(k, run.update_lr, utils.EVAL_SPLIT, num_tasks, random_init)
+    name = results.eval_basename(k, run.update_lr, results.EVAL_SPLIT, num_tasks, random_init)
     return os.path.join(experiment_folder(logdir, exp, run), name + '.csv')
 
 

@@ -1,8 +1,7 @@
 """What the figure scripts share: matplotlib drawing to files, and one-line errors."""
 import os
-import sys
 
-from utils import UserError
+from utils import UserError, exit_on_user_error
 
 
 def pyplot():
@@ -38,9 +37,4 @@ def output_path(out):
 def run(main):
     """Call a figure script's main(); a UserError or a failed write ends it in one line,
     exit code 1."""
-    try:
-        main()
-    except UserError as err:
-        sys.exit(f'error: {err}')
-    except OSError as err:
-        sys.exit(f'error: cannot write or read {err.filename or "a file"} ({err.strerror or err})')
+    exit_on_user_error(main, os_error=lambda err: '')

@@ -13,19 +13,16 @@ A run's --logdir (logs/omniglot20way) stands for the experiment folders inside i
 import argparse
 import os
 import re
-import sys
 
-import utils
-from utils import UserError
+import run_folder
+from utils import UserError, exit_on_user_error
 
 MODEL_FILE = re.compile(r'^(model\d+)\.(index|meta|data-\d+-of-\d+)$')
 
 
 def readable(prefix):
     """Whether every tensor of the checkpoint at `prefix` can be read back."""
-    import main
-    main.load_tensorflow()     # quietly, as main.py does
-    tf = main.tf
+    from tf_quiet import tf  # (seconds: only once there is a checkpoint to read)
     try:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
@@ -38,10 +35,10 @@ def readable(prefix):
 def keep_latest(folder):
     """Delete every checkpoint but the newest readable one; return (kept name, deleted
     file names). A damaged newer one is deleted too: it could not be resumed from."""
-    found = utils.checkpoints_in(folder)
+    found = run_folder.checkpoints_in(folder)
     if not found:
         raise UserError(f'no model<N> checkpoint in {folder}; nothing deleted')
-    trainer = utils.training_in(folder)
+    trainer = run_folder.training_in(folder)
     if trainer:
         raise UserError(f'process {trainer} is training {folder}; stop it first (Ctrl-C saves '
                         f'the state), then prune. Nothing deleted')
@@ -53,7 +50,7 @@ def keep_latest(folder):
                      if MODEL_FILE.match(name) and MODEL_FILE.match(name).group(1) != keep)
     for name in deleted:
         os.remove(os.path.join(folder, name))
-    with open(os.path.join(folder, utils.CHECKPOINT_STATE_FILE), 'w') as f:
+    with open(os.path.join(folder, run_folder.CHECKPOINT_STATE_FILE), 'w') as f:
         f.write(f'model_checkpoint_path: "{keep}"\nall_model_checkpoint_paths: "{keep}"\n')
     return keep, deleted
 
@@ -61,9 +58,9 @@ def keep_latest(folder):
 def experiment_folders(folder):
     """`folder` when it holds checkpoints, else those of its subfolders that do: a
     --logdir holds one experiment folder per setting string."""
-    if utils.checkpoints_in(folder):
+    if run_folder.checkpoints_in(folder):
         return [folder]
-    found = utils.trained_folders_in(folder)
+    found = run_folder.trained_folders_in(folder)
     if not found:
         raise UserError(f'no model<N> checkpoint in {folder} or the folders in it; '
                         f'nothing deleted')
@@ -75,13 +72,13 @@ def main(argv=None):
     parser.add_argument('folders', nargs='+',
                         help='experiment folders (LOGDIR/EXPERIMENT), or a LOGDIR for those in it')
     args = parser.parse_args(argv)
-    try:
-        folders = [f for given in args.folders for f in experiment_folders(given)]
-        for folder in folders:
-            keep, deleted = keep_latest(folder)
-            print(f'{folder}: kept {keep}, deleted {len(deleted)} files')
-    except UserError as e:
-        sys.exit(f'error: {e}')
+    exit_on_user_error(lambda: keep_latest_of(args.folders))
+
+
+def keep_latest_of(given):
+    for folder in [f for name in given for f in experiment_folders(name)]:
+        keep, deleted = keep_latest(folder)
+        print(f'{folder}: kept {keep}, deleted {len(deleted)} files')
 
 
 if __name__ == '__main__':

@@ -11,14 +11,15 @@ training is under way); nothing is filled from the paper.
 import argparse
 import dataclasses
 import os
-import sys
 
 import numpy as np
 
+import results
+import run_folder
 import utils
 from scripts import experiments
 from scripts.experiments import Experiment, Row
-from utils import UserError
+from utils import UserError, exit_on_user_error
 
 REFERENCE = Experiment('miniimagenet1shot_reference', 'miniimagenet',
                        experiments.MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 59000,
@@ -36,10 +37,10 @@ def iterations_trained(csv_path, exp, stored, row):
         return '59000 (released by the original authors)'
     if row.random_init:
         return '0 (random init)'
-    iteration = utils.checkpoint_iteration((stored or {}).get('checkpoint') or '')
+    iteration = run_folder.checkpoint_iteration((stored or {}).get('checkpoint') or '')
     if iteration is not None:
         return str(iteration)
-    found = utils.checkpoints_in(os.path.dirname(csv_path))
+    found = run_folder.checkpoints_in(os.path.dirname(csv_path))
     return str(found[0][0]) if found else 'none'
 
 
@@ -63,7 +64,7 @@ def test_result(path, num_tasks):
     none, and why it is unusable or ''; a damaged one is a UserError."""
     if not os.path.isfile(path):
         return None, None, ''
-    stored, columns = utils.read_result(path)
+    stored, columns = results.read_result(path)
     if stored.get('split', 'test') != 'test' or len(stored['mses']) != num_tasks:
         return stored, columns, f'not a {num_tasks}-task test result: {path}'
     return stored, columns, ''
@@ -91,7 +92,7 @@ def listed(values):
     return ', '.join(str(v) for v in values)
 
 
-def table_row(logdir, exp, row, num_tasks=utils.EVAL_TASKS, detail=True):
+def table_row(logdir, exp, row, num_tasks=results.EVAL_TASKS, detail=True):
     if len(exp.seeds) > 1:
         return seeds_row(logdir, exp, row, num_tasks, detail)
     return run_row(logdir, exp, row, num_tasks, exp.name, detail)
@@ -102,7 +103,7 @@ def run_row(logdir, exp, row, num_tasks, run_label, detail=True):
     after it a row for each earlier checkpoint's evaluation that a later one set aside."""
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks, row.random_init)
     lines = [result_row(logdir, path, exp, row, num_tasks, run_label, row.label)]
-    for iterations, earlier in utils.set_aside_results(path) if detail else []:
+    for iterations, earlier in results.set_aside_results(path) if detail else []:
         lines.append(result_row(logdir, earlier, exp, row, num_tasks, run_label,
                                 f'{row.label}, at {iterations} iterations'))
     return '\n'.join(lines)
@@ -210,7 +211,7 @@ def sinusoid_seeds_cells(found, num_tasks, step, detail):
     if not np.isfinite(means).all():
         not_finite = listed(s for s, m in zip(seeds, means) if not np.isfinite(m))
         ours = f'{means.mean():.3g} (over {len(seeds)} seeds; not finite for seed {not_finite})'
-    diverging = np.array([utils.count_diverging(found[s][0]) for s in seeds])
+    diverging = np.array([results.count_diverging(found[s][0]) for s in seeds])
     note = f'diverging tasks: {diverging.sum()} of {num_tasks * len(seeds)}'
     if detail:
         note = (f'diverging tasks per seed ({listed(seeds)}): {listed(diverging)} '
@@ -224,7 +225,7 @@ def sinusoid_seeds_cells(found, num_tasks, step, detail):
     return ours, '-', note
 
 
-def make_table(logdir, num_tasks=utils.EVAL_TASKS, detail=True):
+def make_table(logdir, num_tasks=results.EVAL_TASKS, detail=True):
     """The results table from the test evaluations of num_tasks tasks; without `detail`
     only each cell's latest result, and the diverging sinusoid tasks over all seeds."""
     lines = [HEADER]
@@ -270,20 +271,21 @@ def main():
     parser.add_argument('--commands', action='store_true', help="also list each run's command")
     parser.add_argument('--readme', help='replace the results block of this README')
     args = parser.parse_args()
-    try:
-        if not os.path.isdir(args.logdir):
-            raise UserError(f'--logdir={args.logdir} is not a folder; nothing was written')
-        results = make_table(args.logdir)
-        table = results + ('\n' + commands() if args.commands else '')
-        if args.readme:
-            update_readme(args.readme, make_table(args.logdir, detail=False) + '\nThe `run` '
-                          'column names the training command (`--logdir=logs/RUN`):\n\n'
-                          + commands())
-        if args.out:
-            utils.write_atomically(args.out, table)
-    except UserError as err:
-        sys.exit(f'error: {err}')
-    print(table)
+    print(exit_on_user_error(lambda: write_tables(args)))
+
+
+def write_tables(args):
+    """The table (and the commands with --commands), written where the flags say."""
+    if not os.path.isdir(args.logdir):
+        raise UserError(f'--logdir={args.logdir} is not a folder; nothing was written')
+    table = make_table(args.logdir) + ('\n' + commands() if args.commands else '')
+    if args.readme:
+        update_readme(args.readme, make_table(args.logdir, detail=False) + '\nThe `run` '
+                      'column names the training command (`--logdir=logs/RUN`):\n\n'
+                      + commands())
+    if args.out:
+        utils.write_atomically(args.out, table)
+    return table
 
 
 if __name__ == '__main__':

@@ -8,13 +8,9 @@ import argparse
 import glob
 import os
 
-import main
 from scripts import figures
+from tf_quiet import tf
 from utils import UserError
-
-main.load_tensorflow()      # as main.py imports it: TensorFlow's C++ start-up lines hidden
-tf = main.tf
-tf.get_logger().setLevel("ERROR")
 
 
 def event_file_time(path):

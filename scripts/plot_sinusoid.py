@@ -11,12 +11,10 @@ import os
 import numpy as np
 
 import data_generator
-import main
+import maml
 from scripts import figures
+from tf_quiet import tf
 from utils import UserError
-
-main.load_tensorflow()      # as main.py imports it: TensorFlow's C++ start-up lines hidden
-tf, maml = main.tf, main.maml
 
 STEPS_SHOWN = (0, 1, 10)
 

@@ -16,11 +16,12 @@ import argparse
 import os
 import sys
 
+import run_folder
 import utils
 from data.prep_utils import source_folder
 from scripts import experiments, jobs, make_table
 from scripts.steps import ROOT, SMOKE_TASKS, run
-from utils import UserError
+from utils import UserError, exit_on_user_error
 
 # the lowest value each numeric option takes
 MINIMUMS = {'jobs': 1, 'smoke_iterations': 1, 'mini5shot_meta_batch_size': 1,
@@ -132,16 +133,10 @@ def reproduce(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        failed = reproduce(args)
-    except UserError as err:
-        sys.exit(f'error: {err}')
-    except OSError as err:       # e.g. a read-only or full --logdir
-        sys.exit(f'error: cannot write or read {err.filename or "a file"} ({err.strerror or err}); '
-                 f'{utils.write_failure_advice(err)}')
-    except KeyboardInterrupt:
-        print(f'\ninterrupted: finished steps are kept; {jobs.resume_hint(args)}', file=sys.stderr)
-        sys.exit(130)
+    failed = exit_on_user_error(
+        lambda: reproduce(args),
+        interrupted=f'\ninterrupted: finished steps are kept; {jobs.resume_hint(args)}',
+        os_error=lambda err: f'; {run_folder.write_failure_advice(err)}')
     sys.exit(1 if failed else 0)
 
 

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-import utils
+import results
 from scripts import figures
 from utils import UserError
 
@@ -27,11 +27,11 @@ STEPS = (1, 5, 10)
 
 def load(run_dir, k, update_lr):
     """(label, per-task MSE [tasks, steps + 1]) of a run folder's K-point test evaluation."""
-    name = utils.eval_basename(k, update_lr) + '.csv'
+    name = results.eval_basename(k, update_lr) + '.csv'
     found = glob.glob(os.path.join(run_dir, '*', name))
     if not found:
         raise UserError(f'no {name} under {run_dir}; evaluate the run first')
-    mses = np.asarray(utils.read_eval_pickle(found[0])['mses'])
+    mses = np.asarray(results.read_eval_pickle(found[0])['mses'])
     return os.path.basename(run_dir.rstrip('/')), mses
 
 
@@ -41,7 +41,7 @@ def nan_as_inf(mses):
 
 
 def seed_row(label, mses):
-    diverged = utils.count_diverging(mses)
+    diverged = results.count_diverging(mses)
     means = [mses[:, s].mean() for s in STEPS]
     medians = [np.median(nan_as_inf(mses)[:, s]) for s in STEPS]
     cells = ' | '.join(f'{m:.3g}' for m in means) + ' | ' + ' | '.join(f'{m:.3g}' for m in medians)

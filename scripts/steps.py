@@ -10,7 +10,8 @@ import sys
 import threading
 import time
 
-import utils
+import results
+import run_folder
 from scripts import experiments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,22 +69,22 @@ def evaluations_due(exp, args):
     experiment's newest checkpoint, or its random initialisation. Read from the results'
     contents (the checkpoint each names), not their times: a fresh clone gives every
     file the same time."""
-    found = utils.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
+    found = run_folder.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
     newest = os.path.basename(found[0][1]) if found else None
     seed = experiments.run_config(exp).seed
     due = []
     for k, random_init in experiments.evaluations(exp):
         csv_path = experiments.eval_csv(args.logdir, exp, k, SMOKE_TASKS if args.smoke else 600,
                                         random_init)
-        wanted = utils.random_init_label(seed) if random_init else newest
-        if not utils.result_of(csv_path, wanted):
+        wanted = results.random_init_label(seed) if random_init else newest
+        if not results.result_of(csv_path, wanted):
             due.append((k, random_init))
     return due
 
 
 def finished(exp, args):
     """Whether the experiment is trained to its last iteration and fully evaluated."""
-    found = utils.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
+    found = run_folder.checkpoints_in(experiments.experiment_folder(args.logdir, exp))
     iterations = args.smoke_iterations if args.smoke else exp.iterations
     return bool(found) and found[0][0] >= iterations and not evaluations_due(exp, args)
 

@@ -49,7 +49,7 @@ def run_script(path, *args):
 
 def checkpoint_values(path):
     """{variable name: value} of every variable in a checkpoint (weights, Adam slots, step)."""
-    import tensorflow.compat.v1 as tf
+    from tf_quiet import tf
     reader = tf.train.load_checkpoint(path)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 

@@ -7,10 +7,10 @@ compare TensorFlow's kernels chosen by environment variables read at import.
 import sys
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 import maml
 from tests.helpers import random_batch
+from tf_quiet import tf
 
 
 def meta_gradient():

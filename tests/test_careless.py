@@ -13,10 +13,11 @@ import time
 import numpy as np
 import pytest
 
-import data_generator
-import main
+import results
+import run_folder
+import tf_quiet
 import utils
-from data import prepared, synthetic
+from data import loading, prepared, synthetic
 from tests.helpers import (
     ROOT,
     SINE,
@@ -42,7 +43,7 @@ def test_a_fresh_start_is_refused_where_an_earlier_run_saved_checkpoints(tmp_pat
     with pytest.raises(UserError, match=r'--resume=False starts afresh, but .* holds model2 of '
                                         r'an earlier run; move that folder away'):
         execute(*sine(tmp_path, '--metatrain_iterations=3', '--resume=False'))
-    assert [n for n, _ in utils.checkpoints_in(folder)] == [2]
+    assert [n for n, _ in run_folder.checkpoints_in(folder)] == [2]
 
 
 # ------------------------------------------------- the checkpoint state file
@@ -62,7 +63,7 @@ def test_a_lost_or_damaged_state_file_still_resumes_from_the_newest_checkpoint(t
     execute(*sine(tmp_path, '--metatrain_iterations=12', '--save_interval=5'))
     assert 'iterations 11..12' in capsys.readouterr().out
     execute(*sine(tmp_path, '--metatrain_iterations=12', '--train=False', '--num_test_tasks=2'))
-    stored = utils.read_eval_pickle(os.path.join(sine_dir(str(tmp_path)),
+    stored = results.read_eval_pickle(os.path.join(sine_dir(str(tmp_path)),
                                                  'test_ubs5_stepsize0.01_val_2tasks.csv'))
     assert stored['checkpoint'] == 'model12'
 
@@ -89,11 +90,11 @@ def test_a_state_file_whose_checkpoints_are_all_gone_is_refused_not_retrained(tm
     with pytest.raises(UserError, match=r'lost its checkpoint files: its checkpoint state names '
                                         r'model5, but no model\*\.index file is there'):
         execute(*sine(tmp_path, '--metatrain_iterations=8'))
-    assert utils.checkpoints_in(folder) == []
+    assert run_folder.checkpoints_in(folder) == []
     capsys.readouterr()
     execute(*sine(tmp_path, '--metatrain_iterations=3', '--resume=False'))
     assert 'iterations 1..3' in capsys.readouterr().out
-    assert [n for n, _ in utils.checkpoints_in(folder)] == [3]
+    assert [n for n, _ in run_folder.checkpoints_in(folder)] == [3]
 
 
 # ---------------------------------------------------------------- settings
@@ -101,9 +102,10 @@ def test_a_state_file_whose_checkpoints_are_all_gone_is_refused_not_retrained(tm
 def test_a_folder_without_checkpoints_takes_the_corrected_settings(tmp_path, capsys):
     folder = sine_dir(str(tmp_path))
     os.makedirs(folder)
-    utils.check_settings(folder, {'meta_lr': 1000.0})     # a run that failed before its first save
+    # a run that failed before its first save
+    run_folder.check_settings(folder, {'meta_lr': 1000.0})
     execute(*sine(tmp_path, '--metatrain_iterations=2'))
-    assert utils.read_settings(folder)['meta_lr'] == 0.001
+    assert run_folder.read_settings(folder)['meta_lr'] == 0.001
     with pytest.raises(UserError, match=r'was trained with --meta_lr=0.001 \(now 0.01\)'):
         execute(*sine(tmp_path, '--metatrain_iterations=4', '--meta_lr=0.01'))
 
@@ -127,7 +129,7 @@ def test_a_checkpoint_is_evaluated_only_with_the_network_it_was_trained_as(tmp_p
         return
     with pytest.raises(UserError, match=message):
         execute(*evaluate, *flags)
-    os.remove(os.path.join(os.path.dirname(checkpoint), utils.SETTINGS_FILE))
+    os.remove(os.path.join(os.path.dirname(checkpoint), run_folder.SETTINGS_FILE))
     if flags == ['--norm=None']:             # without settings.json the weights themselves tell
         with pytest.raises(UserError, match=r'holds model/0/beta.*which this model lacks'):
             execute(*evaluate, *flags)
@@ -137,11 +139,11 @@ def test_a_checkpoint_is_evaluated_only_with_the_network_it_was_trained_as(tmp_p
 def test_a_full_disk_while_writing_a_result_leaves_the_previous_pair_whole(tmp_path):
     folder = str(tmp_path)
     name = 'test_ubs5_stepsize0.01'
-    utils.write_eval_results(folder, name, np.full((3, 2), 0.5), checkpoint='model1')
+    results.write_eval_results(folder, name, np.full((3, 2), 0.5), checkpoint='model1')
     before = {f: open(os.path.join(folder, f), 'rb').read() for f in os.listdir(folder)}
     os.symlink('/dev/full', os.path.join(folder, f'test_ubs5_stepsize0.01.pkl.tmp{os.getpid()}'))
     with pytest.raises(UserError, match='cannot write .*test_ubs5_stepsize0.01.pkl .No space left'):
-        utils.write_eval_results(folder, name, np.full((3, 2), 0.9), checkpoint='model1')
+        results.write_eval_results(folder, name, np.full((3, 2), 0.9), checkpoint='model1')
     assert {f: open(os.path.join(folder, f), 'rb').read() for f in os.listdir(folder)} == before
 
 
@@ -162,9 +164,9 @@ def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage
     exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
     path = experiments.eval_csv(str(tmp_path), exp, 1)
     os.makedirs(os.path.dirname(path))
-    utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4],
+    results.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4],
                              np.full((600, 11), 0.9), checkpoint='model10', split='test')
-    assert utils.result_of(path, 'model10')
+    assert results.result_of(path, 'model10')
     pkl = path[:-4] + '.pkl'
     if damage == 'no_pkl':
         os.remove(pkl)
@@ -173,7 +175,7 @@ def test_half_a_result_is_not_up_to_date_and_the_table_names_it(tmp_path, damage
                         'short_csv': (path, b'update0\r\n0.5\r\n')}[damage]
         with open(target, 'wb') as f:
             f.write(text)
-    assert not utils.result_of(path, 'model10')
+    assert not results.result_of(path, 'model10')
     named = os.path.basename(pkl if damage == 'no_pkl' else target)
     with pytest.raises(UserError, match=f'{named} is missing or damaged'):
         make_table.make_table(str(tmp_path))
@@ -185,7 +187,7 @@ def test_a_hand_edited_result_mean_is_refused_not_printed(tmp_path):
     path = experiments.eval_csv(str(tmp_path), exp, 1)
     os.makedirs(os.path.dirname(path))
     values = np.random.default_rng(0).random((600, 11))
-    utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], values,
+    results.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], values,
                              checkpoint='model10', split='test')
     assert '| Omniglot 5-way 1-shot | 98.70 +- 0.40 |' in make_table.make_table(str(tmp_path))
     with open(path) as f:
@@ -197,7 +199,7 @@ def test_a_hand_edited_result_mean_is_refused_not_printed(tmp_path):
     with pytest.raises(UserError, match='disagrees with the per-task values in '
                                         'test_ubs1_stepsize0.4.pkl'):
         make_table.make_table(str(tmp_path))
-    assert not utils.result_of(path, 'model10')
+    assert not results.result_of(path, 'model10')
 
 
 @pytest.mark.slow
@@ -240,14 +242,14 @@ def test_prepare_omniglot_never_replaces_a_folder_it_did_not_make(tmp_path, case
 
 def test_a_missing_omniglot_character_is_named_instead_of_reshuffling_the_splits(tmp_path):
     root = synthetic.omniglot_resized_tree(str(tmp_path), alphabets=2, characters=10)
-    splits = data_generator.omniglot_character_split(root, (10, 5))
+    splits = loading.omniglot_character_split(root, (10, 5))
     shutil.rmtree(os.path.join(root, 'omniglot_resized', 'Alphabet_1', 'character04'))
     with pytest.raises(UserError, match=r'20 missing \(Alphabet_1/character04/0003_00.png'):
-        data_generator.omniglot_character_split(root, (10, 5))
+        loading.omniglot_character_split(root, (10, 5))
     with open(os.path.join(root, 'omniglot_resized', prepared.RECORD), 'w') as f:
         f.write('1623 32460 9999')           # the count marker of older versions
     with pytest.raises(UserError, match='unreadable or from an older version.*move it away'):
-        data_generator.omniglot_character_split(root, (10, 5))
+        loading.omniglot_character_split(root, (10, 5))
     assert len(splits['test']) == 5
 
 
@@ -272,7 +274,7 @@ def test_a_damaged_prepared_image_is_named_and_rebuilt(tmp_path, damage):
     if damage == 'truncated':                # main.py's quick check (names and sizes) sees it too
         with pytest.raises(UserError, match=f'is not what data/prepare_miniimagenet.py prepared: '
                                             f'1 changed \\({changed}\\)'):
-            data_generator.load_miniimagenet(str(tmp_path), ['val'])
+            loading.load_miniimagenet(str(tmp_path), ['val'], 84)
     again = run_script('data/prepare_miniimagenet.py', '--source', source, '--dest', dest)
     assert again.returncode == 0
     assert 'preparing it again' in again.stdout and 'test: already prepared' in again.stdout
@@ -408,20 +410,20 @@ def test_damaged_run_files_are_taken_over_or_named(tmp_path, damage, outcome):
     execute(*sine(tmp_path, '--metatrain_iterations=2'))
     folder = sine_dir(str(tmp_path))
     if damage == 'lock_is_a_folder':
-        os.makedirs(os.path.join(folder, utils.LOCK_FILE, 'inside'))
+        os.makedirs(os.path.join(folder, run_folder.LOCK_FILE, 'inside'))
     else:
-        name, text = {'garbage_lock': (utils.LOCK_FILE, '\xff\x00zz'),
-                      'garbage_settings': (utils.SETTINGS_FILE, '{"datasource": '),
-                      'settings_a_list': (utils.SETTINGS_FILE, '[1, 2]')}[damage]
+        name, text = {'garbage_lock': (run_folder.LOCK_FILE, '\xff\x00zz'),
+                      'garbage_settings': (run_folder.SETTINGS_FILE, '{"datasource": '),
+                      'settings_a_list': (run_folder.SETTINGS_FILE, '[1, 2]')}[damage]
         with open(os.path.join(folder, name), 'w') as f:
             f.write(text)
     if outcome == 'trains':
         execute(*sine(tmp_path, '--metatrain_iterations=4'))
-        assert utils.checkpoints_in(folder)[0][0] == 4
+        assert run_folder.checkpoints_in(folder)[0][0] == 4
         return
     with pytest.raises(UserError, match=outcome):
         execute(*sine(tmp_path, '--metatrain_iterations=4'))
-    assert utils.checkpoints_in(folder)[0][0] == 2
+    assert run_folder.checkpoints_in(folder)[0][0] == 2
 
 
 @pytest.mark.parametrize('header,message', [
@@ -482,7 +484,7 @@ def test_ctrl_c_during_reproduce_stops_it_and_keeps_the_saved_training(tmp_path,
         folder = os.path.join(str(tmp_path), name, SINE_MAML_FOLDER)   # the same for each seed
         log = out if jobs == 1 else open(os.path.join(str(tmp_path), name, 'job.log')).read()
         saved = int(re.search(r'Saved after iteration (\d+)', log).group(1))
-        assert utils.checkpoints_in(folder)[0][0] == saved < 50000
+        assert run_folder.checkpoints_in(folder)[0][0] == saved < 50000
 
 
 @pytest.mark.slow
@@ -500,7 +502,7 @@ def test_the_tools_end_a_user_error_in_one_line(tmp_path, command, message):
     lines = proc.stderr.strip().splitlines()
     assert message in lines[-1], proc.stderr
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
-    if main.NO_GPU_DRIVER and not message.startswith('argument'):   # argparse shows usage too
+    if tf_quiet.NO_GPU_DRIVER and not message.startswith('argument'):   # argparse shows usage too
         assert len(lines) == 1, proc.stderr      # TensorFlow's start-up lines kept out
 
 
@@ -547,13 +549,13 @@ def test_rerunning_prepare_omniglot_keeps_added_files_and_one_preparation_at_a_t
 
 
 def test_a_training_lock_whose_pid_was_reused_is_taken_over(tmp_path):
-    lock = utils.training_lock(str(tmp_path))
+    lock = run_folder.training_lock(str(tmp_path))
     with open(lock.path, 'w') as f:
         f.write(f'{os.getpid()} {utils.process_start(os.getpid())}')
-    assert utils.training_in(str(tmp_path)) == os.getpid()
+    assert run_folder.training_in(str(tmp_path)) == os.getpid()
     with open(lock.path, 'w') as f:
         f.write(f'{os.getpid()} 1')                           # same pid, another start
-    assert utils.training_in(str(tmp_path)) is None
+    assert run_folder.training_in(str(tmp_path)) is None
 
 
 @pytest.mark.slow

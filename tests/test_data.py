@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import data_generator
-from data import prepared, synthetic
+from data import loading, prepared, synthetic
 from data_generator import ImageTasks, SinusoidTasks, batch_rng
 from utils import UserError
 
@@ -45,12 +45,12 @@ def omniglot_root(tmp_path_factory):
 
 
 def test_omniglot_split_is_disjoint_and_independent_of_listing_order(omniglot_root, monkeypatch):
-    split = data_generator.omniglot_character_split(omniglot_root, (20, 5))
+    split = loading.omniglot_character_split(omniglot_root, (20, 5))
     assert [len(split[s]) for s in ('train', 'val', 'test')] == [20, 5, 5]
     assert len(set(sum(split.values(), []))) == 30
     real_listdir = os.listdir
     monkeypatch.setattr(os, 'listdir', lambda p: list(reversed(real_listdir(p))))
-    assert data_generator.omniglot_character_split(omniglot_root, (20, 5)) == split
+    assert loading.omniglot_character_split(omniglot_root, (20, 5)) == split
 
 
 def test_omniglot_split_matches_reference_shuffle(omniglot_root):
@@ -61,7 +61,7 @@ def test_omniglot_split_matches_reference_shuffle(omniglot_root):
                    for a in alphabets for c in os.listdir(os.path.join(folder, a)))
     random.seed(1)
     random.shuffle(chars)
-    assert data_generator.omniglot_character_split(omniglot_root, (20, 5))['train'] == chars[:20]
+    assert loading.omniglot_character_split(omniglot_root, (20, 5))['train'] == chars[:20]
 
 
 def test_omniglot_pixels_are_binary_with_ink_one(omniglot_root):
@@ -144,9 +144,9 @@ def test_too_few_images_or_classes_is_a_clear_error():
 
 def test_missing_data_names_the_preparation_command(tmp_path):
     with pytest.raises(UserError, match='prepare_omniglot.py'):
-        data_generator.load_omniglot(str(tmp_path), ['train'])
+        loading.load_omniglot(str(tmp_path), ['train'], 28)
     with pytest.raises(UserError, match='prepare_miniimagenet.py'):
-        data_generator.load_miniimagenet(str(tmp_path), ['train'])
+        loading.load_miniimagenet(str(tmp_path), ['train'], 84)
 
 
 def test_miniimagenet_tasks_counts_and_pixel_range(tmp_path):

@@ -13,9 +13,11 @@ import pytest
 
 import data_generator
 import main
-import utils
+import results
+import run_folder
+import tf_quiet
 from config import RunConfig
-from data import prepared, synthetic
+from data import loading, prepared, synthetic
 from tests.helpers import ROOT, SINE, execute, sine, sine_dir
 from utils import UserError
 
@@ -75,13 +77,13 @@ def test_an_error_is_the_last_and_only_line_on_stderr(tmp_path, run_main):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith('error: Omniglot data not found')
-    if main.NO_GPU_DRIVER:      # TensorFlow's CUDA probing is kept out of the way
+    if tf_quiet.NO_GPU_DRIVER:      # TensorFlow's CUDA probing is kept out of the way
         assert len(lines) == 1, proc.stderr
 
 
 @pytest.mark.parametrize('load,name', [
-    (lambda root: data_generator.load_omniglot(root, ['train']), 'omniglot_resized'),
-    (lambda root: data_generator.load_miniimagenet(root, ['train']), 'miniImagenet'),
+    (lambda root: loading.load_omniglot(root, ['train'], 28), 'omniglot_resized'),
+    (lambda root: loading.load_miniimagenet(root, ['train'], 84), 'miniImagenet'),
 ])
 def test_a_data_dir_naming_the_data_set_itself_points_to_its_parent(tmp_path, load, name):
     (tmp_path / name).mkdir()
@@ -142,17 +144,17 @@ def test_a_run_refuses_to_continue_with_other_settings(tmp_path):
 def test_a_live_lock_stops_a_second_trainer_and_a_stale_one_does_not(tmp_path):
     folder = sine_dir(str(tmp_path))
     os.makedirs(folder)
-    with open(os.path.join(folder, utils.LOCK_FILE), 'w') as f:
+    with open(os.path.join(folder, run_folder.LOCK_FILE), 'w') as f:
         f.write(str(os.getppid()))          # a process that is running
     with pytest.raises(UserError, match=f'process {os.getppid()} is training'):
         execute(*sine(tmp_path, '--metatrain_iterations=3'))
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     dead.wait()
-    with open(os.path.join(folder, utils.LOCK_FILE), 'w') as f:
+    with open(os.path.join(folder, run_folder.LOCK_FILE), 'w') as f:
         f.write(str(dead.pid))              # left by a killed process
     execute(*sine(tmp_path, '--metatrain_iterations=3'))
     assert checkpoints(tmp_path) == ['model3']
-    assert not os.path.exists(os.path.join(folder, utils.LOCK_FILE))
+    assert not os.path.exists(os.path.join(folder, run_folder.LOCK_FILE))
 
 
 @pytest.mark.slow
@@ -178,10 +180,10 @@ def test_evaluations_of_other_splits_task_counts_and_checkpoints_keep_each_resul
     execute(*evaluate)
     execute(*evaluate[:-1], '--num_test_tasks=600', '--test_set=True', '--test_iter=5')
     execute(*evaluate[:-1], '--num_test_tasks=600', '--test_set=True')
-    results = sorted(f for f in os.listdir(folder) if f.endswith('.csv'))
-    assert results == ['test_ubs5_stepsize0.01.csv', 'test_ubs5_stepsize0.01_model5.csv',
+    found = sorted(f for f in os.listdir(folder) if f.endswith('.csv'))
+    assert found == ['test_ubs5_stepsize0.01.csv', 'test_ubs5_stepsize0.01_model5.csv',
                        'test_ubs5_stepsize0.01_val_4tasks.csv']
-    stored = utils.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01.csv'))
+    stored = results.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01.csv'))
     assert (stored['checkpoint'], stored['split'], stored['num_tasks']) == ('model10', 'test', 600)
     assert 'kept as test_ubs5_stepsize0.01_model5' in capsys.readouterr().out
 
@@ -203,7 +205,7 @@ def test_checkpoint_given_as_folder_file_or_damaged(tmp_path):
     evaluate = sine(tmp_path, '--train=False', '--num_test_tasks=2')
     execute(*evaluate, f'--checkpoint={folder}')                      # its latest
     execute(*evaluate, f'--checkpoint={folder}/model2.index')
-    assert utils.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01_val_2tasks.csv'))[
+    assert results.read_eval_pickle(os.path.join(folder, 'test_ubs5_stepsize0.01_val_2tasks.csv'))[
         'checkpoint'] == 'model2'
     with pytest.raises(UserError, match=r'a folder without model<N> checkpoints; it is a '
                                         r'--logdir; give its experiment folder '
@@ -231,7 +233,6 @@ def test_a_checkpoint_pruned_by_training_before_its_restore_gives_way_to_the_new
     execute(*sine(tmp_path, '--metatrain_iterations=4', '--save_interval=2'))
     folder = sine_dir(str(tmp_path))
     run = RunConfig.from_args(sine(tmp_path, '--train=False'))
-    main.load_tensorflow()
     main.build_graph(run, data_generator.SinusoidTasks(), 1)
     with main.new_session(run) as sess:     # model6 was the newest when chosen, then pruned
         label, _ = main.restore_for_evaluation(sess, run, os.path.join(folder, 'model6'))
@@ -245,7 +246,7 @@ def omniglot(tmp_path):
 
 
 def load(root, split=(5, 5)):
-    return data_generator.load_omniglot(root, ['train', 'val', 'test'], split)
+    return loading.load_omniglot(root, ['train', 'val', 'test'], 28, split)
 
 
 def test_hidden_files_in_the_omniglot_tree_are_ignored(omniglot):
@@ -324,7 +325,7 @@ def test_the_table_never_labels_a_result_with_the_wrong_task_count(tmp_path):
     exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
     path = experiments.eval_csv(str(tmp_path), exp, 1)
     os.makedirs(os.path.dirname(path))
-    utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4],
+    results.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4],
                              np.full((100, 11), 0.9), checkpoint='model10', split='test')
     row = next(line for line in make_table.make_table(str(tmp_path)).splitlines()
                if line.startswith('| Omniglot 5-way 1-shot |'))
@@ -352,7 +353,7 @@ def test_data_made_by_other_scripts_is_used_when_it_is_the_full_set(omniglot, mo
                                                                       capsys):
     """The original's own scripts leave no record: such a tree is used when its structure
     is the full set's (here a small 'full set' of 20 characters of 20 drawings)."""
-    monkeypatch.setitem(data_generator.FULL_STRUCTURE, 'omniglot', (2, 20, 20, '.png'))
+    monkeypatch.setitem(loading.FULL_STRUCTURE, 'omniglot', (2, 20, 20, '.png'))
     root, _ = omniglot
     folder = os.path.join(root, 'omniglot_resized')
     os.remove(os.path.join(folder, prepared.RECORD))

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+import results
 from scripts import plot_curves, plot_sinusoid
 from tests.helpers import SINE, run_script, sine_dir
 
@@ -26,7 +27,7 @@ def test_curves_and_sinusoid_predictions_from_a_short_run(tmp_path, run_main):
 
 def write_event_file(path, step, value, scratch):
     """An event file holding one 'Post-update loss, step 1' scalar, at `path`."""
-    import tensorflow.compat.v1 as tf
+    from tf_quiet import tf
     writer = tf.summary.FileWriter(scratch)
     value = tf.Summary.Value(tag='Post-update loss, step 1', simple_value=value)
     summary = tf.Summary(value=[value])
@@ -77,7 +78,6 @@ def test_moving_average_is_the_mean_of_each_value_and_those_before_it():
 
 
 def test_sinusoid_seed_table_counts_diverging_tasks(tmp_path):
-    import utils
     from scripts import sinusoid_seeds
     runs = {}
     for name, last in (('steady', 0.3), ('tipping', np.inf)):
@@ -86,7 +86,7 @@ def test_sinusoid_seed_table_counts_diverging_tasks(tmp_path):
         mses = np.tile(np.linspace(3.0, 0.3, 11), (10, 1))
         mses[:3, -1] = last             # three tasks end not finite in 'tipping'
         mses[3, -1] = 11.0 if name == 'tipping' else 0.3     # large and grown: diverged
-        utils.write_eval_results(str(folder), 'test_ubs5_stepsize0.01', mses, 'model1', 'test')
+        results.write_eval_results(str(folder), 'test_ubs5_stepsize0.01', mses, 'model1', 'test')
         runs[name] = sinusoid_seeds.load(str(tmp_path / name), 5, 0.01)
     table = sinusoid_seeds.table(list(runs.values()))
     assert table.splitlines()[2].endswith('| 0 |') and table.splitlines()[3].endswith('| 4 |')
@@ -94,7 +94,6 @@ def test_sinusoid_seed_table_counts_diverging_tasks(tmp_path):
 
 
 def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
-    import utils
     from scripts import experiments, make_table
     exp = next(e for e in experiments.experiments() if e.name == 'sine_maml')
     for run, after_one_step in zip(exp.seed_runs()[:3], (0.5, 0.7, 0.9)):
@@ -103,7 +102,7 @@ def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
         mses = np.full((600, 11), after_one_step)
         if run.name.endswith('seed2'):
             mses[:2, -1] = np.inf                     # two tasks of seed 2 diverge
-        utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], mses,
+        results.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], mses,
                                  checkpoint='model70000', split='test')
     rows = {line.split(' | ')[0]: line.split(' | ')
             for line in make_table.make_table(str(tmp_path)).splitlines()}
@@ -118,7 +117,6 @@ def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
 
 
 def test_results_table_gives_omniglot_accuracy_across_seeds(tmp_path):
-    import utils
     from scripts import experiments, make_table
     exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
     assert [run.name for run in exp.seed_runs()] == \
@@ -129,7 +127,7 @@ def test_results_table_gives_omniglot_accuracy_across_seeds(tmp_path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         values = np.full((600, 11), accuracy)
         values[::2] += 0.01                           # a per-task spread: a nonzero interval
-        utils.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], values,
+        results.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], values,
                                  checkpoint=checkpoint, split='test')
 
     def rows():
@@ -139,7 +137,7 @@ def test_results_table_gives_omniglot_accuracy_across_seeds(tmp_path):
 
     seed0, seed1, seed2 = exp.seed_runs()
     write(seed0, False, 0.985, 'model60000')
-    write(seed0, True, 0.40, utils.random_init_label(0))
+    write(seed0, True, 0.40, results.random_init_label(0))
     maml, random_3 = rows()[:2]
     assert maml[2] == '99.00 +- 0.04 (seed 0 only)' and maml[5] == 'yes'
     assert maml[7] == 'seed 1, 2: not yet evaluated |'
@@ -147,7 +145,7 @@ def test_results_table_gives_omniglot_accuracy_across_seeds(tmp_path):
 
     write(seed1, False, 0.975, 'model60000')
     write(seed2, False, 0.965, 'model20000')          # still training
-    write(seed1, True, 0.50, utils.random_init_label(1))
+    write(seed1, True, 0.50, results.random_init_label(1))
     maml, random_3 = rows()[:2]
     assert maml[2] == '98.00 +- 0.82 (sd over 3 seeds)' and maml[4] == '60000, 60000, 20000'
     assert maml[5] == 'no'                            # 98.00 is outside 98.7 +- 0.4
@@ -159,15 +157,14 @@ def test_results_table_gives_omniglot_accuracy_across_seeds(tmp_path):
 
 
 def test_results_table_keeps_earlier_checkpoints_evaluations_as_interim_rows(tmp_path):
-    import utils
     from scripts import experiments, make_table
     exp = next(e for e in experiments.experiments() if e.name == 'miniimagenet1shot')
     path = experiments.eval_csv(str(tmp_path), exp, 1)
     folder, name = os.path.split(path[:-len('.csv')])
     os.makedirs(folder)
     for checkpoint, accuracy in (('model20000', 0.42), ('model10000', 0.40), ('model60000', 0.47)):
-        utils.set_aside_other_checkpoints_result(folder, name, checkpoint)
-        utils.write_eval_results(folder, name, np.full((600, 11), accuracy), checkpoint, 'test')
+        results.set_aside_other_checkpoints_result(folder, name, checkpoint)
+        results.write_eval_results(folder, name, np.full((600, 11), accuracy), checkpoint, 'test')
 
     def rows():
         return {line.split(' | ')[0]: line.split(' | ')
@@ -181,5 +178,5 @@ def test_results_table_keeps_earlier_checkpoints_evaluations_as_interim_rows(tmp
     assert table[earlier[0]][2] == '40.00 +- 0.00' and table[earlier[0]][4] == '10000'
     assert table[earlier[1]][7] == 'interim: 20000 of 60000 iterations |'
     os.remove(path)                                # the run is still going: its latest is interim
-    utils.write_eval_results(folder, name, np.full((600, 11), 0.45), 'model30000', 'test')
+    results.write_eval_results(folder, name, np.full((600, 11), 0.45), 'model30000', 'test')
     assert rows()['| miniImagenet 5-way 1-shot'][7] == 'interim: 30000 of 60000 iterations |'

@@ -11,13 +11,14 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
 import data_generator
 import main
+import run_folder
 from config import RunConfig
 from data import synthetic
 from tests.helpers import ROOT, SINE, checkpoint_values, execute, interrupt_main, sine, sine_dir
+from tf_quiet import tf
 from utils import UserError
 
 
@@ -56,7 +57,7 @@ def test_relaunching_a_finished_run_says_so(tmp_path, capsys):
 @pytest.mark.slow
 def test_training_keeps_the_newest_three_checkpoints_and_every_milestone(tmp_path,
                                                                         monkeypatch):
-    monkeypatch.setattr(main, 'MILESTONE_INTERVAL', 4)
+    monkeypatch.setattr(run_folder, 'MILESTONE_INTERVAL', 4)
     folder = sine_dir(str(tmp_path))
 
     def kept():
@@ -372,7 +373,6 @@ def test_random_init_evaluates_the_fresh_initialisation_training_starts_from(tmp
     assert os.path.exists(path[:-len('.pkl')] + '_seed0.csv')     # seed 0's result kept aside
     # the weights evaluated are those a training run with the same seed starts from
     run = RunConfig.from_args(args)
-    main.load_tensorflow()
     tasks = data_generator.SinusoidTasks()
     main.build_graph(run, tasks, 1)
     with main.new_session(run) as sess:

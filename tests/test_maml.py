@@ -5,10 +5,10 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
 import maml
 from tests.helpers import ROOT, SHARED, random_batch
+from tf_quiet import tf
 
 
 def tiny_fc(**overrides):

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import data_generator
-from data import prepared, synthetic
+from data import loading, prepared, synthetic
 from tests.helpers import ROOT, SHARED, run_script, with_ctrl_c
 
 SOURCE_CLASSES, PER_CLASS = 30, 18
@@ -35,7 +34,7 @@ def one_error_line(proc):
 
 
 def classes_of(dest):
-    return {s: data_generator.sorted_dirs(os.path.join(dest, s))
+    return {s: loading.sorted_dirs(os.path.join(dest, s))
             for s in ('train', 'val', 'test') if os.path.isdir(os.path.join(dest, s))}
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from data import synthetic
-from data_generator import sorted_dirs
+from data.loading import sorted_dirs
 from tests.helpers import run_script
 
 
