@@ -3,6 +3,7 @@ it, or says it is done), then evaluates each K the paper reports that is not yet
 evaluated for the newest checkpoint. Shared by every kind of job (scripts/jobs.py).
 """
 import contextlib
+import datetime
 import os
 import signal
 import subprocess
@@ -113,3 +114,20 @@ def train_and_evaluate(exp, args, log=None, env=None):
         if code != 0:
             return code
     return 0
+
+
+def report(job_id, name, state, detail=''):
+    stamp = datetime.datetime.now().strftime('%H:%M:%S')
+    print(f'{stamp} job {job_id} {name}: {state}' + (f' ({detail})' if detail else ''),
+          flush=True)
+
+
+def unfinished(chosen, args):
+    """The experiments not yet trained and evaluated; the others are reported done."""
+    todo = []
+    for exp in chosen:
+        if finished(exp, args):
+            report('-', exp.name, 'done', 'finished earlier')
+        else:
+            todo.append(exp)
+    return todo

@@ -178,7 +178,7 @@ def test_a_killed_job_fails_and_the_same_command_resumes_it(tmp_path, uninterrup
     ('queued', 'failed', False, ['failed']),
 ])
 def test_state_changes_reported_for_a_slurm_job(previous, state, restarted, reported):
-    from scripts.jobs import changes
+    from scripts.slurm_jobs import changes
     assert changes(previous, state, restarted) == reported
 
 
