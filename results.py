@@ -85,13 +85,18 @@ def summarize_per_step(values):
 DIVERGING_MSE = 10.0   # predicting 0 for amplitude A scores A^2 / 2, 12.5 at most
 
 
-def count_diverging(mses):
-    """Sinusoid tasks [tasks, steps + 1] whose MSE after the last step is not finite, or
-    above DIVERGING_MSE and more than twice what it was after the first step."""
+def diverging(mses):
+    """Which sinusoid tasks of [tasks, steps + 1] diverge: their MSE after the last step
+    is not finite, or above DIVERGING_MSE and more than twice what it was after the
+    first step."""
     last = mses[:, -1]
     with np.errstate(invalid='ignore'):
         grew = (last > DIVERGING_MSE) & (last > 2 * mses[:, 1])
-    return int(np.sum(~np.isfinite(last) | grew))
+    return ~np.isfinite(last) | grew
+
+
+def count_diverging(mses):
+    return int(np.sum(diverging(mses)))
 
 
 def write_eval_results(folder, basename, values, checkpoint=None, split=None):

@@ -24,7 +24,7 @@ from utils import UserError, exit_on_user_error
 REFERENCE = Experiment('miniimagenet1shot_reference', 'miniimagenet',
                        experiments.MINI + ['--meta_batch_size=4', '--update_batch_size=1'], 59000,
                        [Row('miniImagenet 5-way 1-shot, released checkpoint model59000',
-                            1, 10, 48.70, 1.84)])
+                            1, 10, 48.70, 1.84, in_readme=False)])
 README_END = '<!-- /results -->'
 HEADER = ('| experiment | paper | ours | step | iterations | inside paper interval | run | note |\n'
           '|---|---|---|---|---|---|---|---|')
@@ -203,15 +203,20 @@ def accuracy_seeds_cells(logdir, exp, row, found, num_tasks):
 
 
 def sinusoid_seeds_cells(found, num_tasks, step, detail):
-    """MSE across seeds: mean +- sd, and in the note the diverging tasks (with `detail`:
-    per seed) and the same figures over the seeds without any."""
+    """MSE across seeds: mean +- sd, and the median of all seeds' tasks beside it where
+    diverging tasks blow up the mean (alone where they make it not finite); in the note
+    the diverging tasks (with `detail`: per seed) and the figures over the seeds without
+    any."""
     seeds, means = seed_means(found, step)
+    diverging = np.array([results.count_diverging(found[s][0]) for s in seeds])
     with np.errstate(invalid='ignore'):
         ours = f'{means.mean():.3g} +- {means.std():.2g} (sd over {len(seeds)} seeds)'
+    median = f'median {median_mse(found, step):.3g} over {num_tasks * len(seeds)} tasks'
     if not np.isfinite(means).all():
         not_finite = listed(s for s, m in zip(seeds, means) if not np.isfinite(m))
-        ours = f'{means.mean():.3g} (over {len(seeds)} seeds; not finite for seed {not_finite})'
-    diverging = np.array([results.count_diverging(found[s][0]) for s in seeds])
+        ours = f'{median} (the mean is not finite: seed {not_finite} diverge)'
+    elif blown_up(found, step):
+        ours += f'; {median}'
     note = f'diverging tasks: {diverging.sum()} of {num_tasks * len(seeds)}'
     if detail:
         note = (f'diverging tasks per seed ({listed(seeds)}): {listed(diverging)} '
@@ -225,19 +230,43 @@ def sinusoid_seeds_cells(found, num_tasks, step, detail):
     return ours, '-', note
 
 
+def blown_up(found, step):
+    """Whether the diverging tasks more than double the mean MSE of all seeds' tasks."""
+    values = np.concatenate([found[s][0][:, step] for s in found])
+    steady = np.concatenate([found[s][0][~results.diverging(found[s][0]), step] for s in found])
+    return values.mean() > 2 * steady.mean()
+
+
+def median_mse(found, step):
+    """The median MSE of every seed's tasks after `step` steps (a NaN counted as
+    diverging, above all)."""
+    pooled = np.concatenate([found[s][0][:, step] for s in found]).astype(np.float64)
+    return float(np.median(np.where(np.isnan(pooled), np.inf, pooled)))
+
+
 def make_table(logdir, num_tasks=results.EVAL_TASKS, detail=True):
-    """The results table from the test evaluations of num_tasks tasks; without `detail`
-    only each cell's latest result, and the diverging sinusoid tasks over all seeds."""
+    """The results table from the test evaluations of num_tasks tasks. Without `detail`
+    (the README's): each of the paper's cells once, with its latest result, and the
+    diverging sinusoid tasks over all seeds; with it, also the other readings of a
+    cell, the random-initialisation baseline, earlier evaluations and per-seed detail."""
     lines = [HEADER]
     for exp in experiments.experiments() + [REFERENCE]:
-        lines += [table_row(logdir, exp, row, num_tasks, detail) for row in exp.rows]
+        lines += [table_row(logdir, exp, row, num_tasks, detail) for row in exp.rows
+                  if detail or in_readme(row)]
     return '\n'.join(lines) + '\n'
 
 
-def commands():
-    """Each run's training command, as the 'run' column names it."""
+def in_readme(row):
+    return row.in_readme and row.paper is not None and not row.random_init
+
+
+def commands(readme=False):
+    """Each run's training command, as the 'run' column names it (`readme`: only the
+    runs of the README's table)."""
     lines = []
     for exp in experiments.experiments():
+        if readme and not any(in_readme(row) for row in exp.rows):
+            continue
         flags = ' '.join(exp.train_flags + exp.iteration_flags())
         line = f'- `{exp.name}`: `python main.py {flags} --logdir=logs/{exp.name}`'
         if len(exp.seeds) > 1:
@@ -282,7 +311,7 @@ def write_tables(args):
     if args.readme:
         update_readme(args.readme, make_table(args.logdir, detail=False) + '\nThe `run` '
                       'column names the training command (`--logdir=logs/RUN`):\n\n'
-                      + commands())
+                      + commands(readme=True))
     if args.out:
         utils.write_atomically(args.out, table)
     return table
