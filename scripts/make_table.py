@@ -214,7 +214,7 @@ def sinusoid_seeds_cells(found, num_tasks, step, detail):
     median = f'median {median_mse(found, step):.3g} over {num_tasks * len(seeds)} tasks'
     if not np.isfinite(means).all():
         not_finite = listed(s for s, m in zip(seeds, means) if not np.isfinite(m))
-        ours = f'{median} (the mean is not finite: seed {not_finite} diverge)'
+        ours = f'{median} (the mean is not finite: tasks of seed {not_finite} diverge)'
     elif blown_up(found, step):
         ours += f'; {median}'
     note = f'diverging tasks: {diverging.sum()} of {num_tasks * len(seeds)}'

@@ -44,7 +44,11 @@ def slurm_reason():
     return None
 
 
-needs_slurm = pytest.mark.skipif(slurm_reason() is not None, reason=str(slurm_reason()))
+def needs_slurm(test):
+    """An `extras` test (CI runs it once the cluster extra and SLURM are up), skipped,
+    saying why, without them."""
+    reason = slurm_reason()
+    return pytest.mark.extras(pytest.mark.skipif(reason is not None, reason=str(reason))(test))
 SLURM = ['--cluster', 'slurm', '--gpus_per_job', '0']
 
 

@@ -49,6 +49,7 @@ def test_a_resumed_runs_newer_event_file_wins_whatever_the_mtimes(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extras
 def test_plot_curves_names_the_file_it_writes_and_refuses_a_bad_out_before_any_work(tmp_path):
     pytest.importorskip('matplotlib', reason='the figure scripts need requirements-plots.txt')
     run = tmp_path / 'run'
@@ -101,7 +102,8 @@ def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
         os.makedirs(os.path.dirname(path))
         mses = np.full((600, 11), after_one_step)
         if run.name.endswith('seed2'):
-            mses[:2, -1] = np.inf                     # two tasks of seed 2 diverge
+            mses[:2, -1] = np.inf                     # two tasks of seed 2 diverge,
+            mses[:2, 5] = 1000.0                      # and blow up the mean after 5 steps
         results.write_eval_results(os.path.dirname(path), os.path.basename(path)[:-4], mses,
                                  checkpoint='model70000', split='test')
     rows = {line.split(' | ')[0]: line.split(' | ')
@@ -111,8 +113,11 @@ def test_results_table_gives_the_sinusoid_rows_across_seeds(tmp_path):
     assert one_step[7] == ('seed 3, 4: not yet evaluated; '
                            'diverging tasks per seed (0, 1, 2): 0, 0, 2 (2 of 1800); '
                            'over the 2 seeds without: 0.6 +- 0.1 |')
+    # where diverging tasks more than double the mean, or make it not finite, the median
+    assert rows['| Sinusoid K=5, MAML, MSE after 5 steps'][2] == \
+        '1.81 +- 1.7 (sd over 3 seeds); median 0.7 over 1800 tasks'
     assert rows['| Sinusoid K=5, MAML, MSE after 10 steps'][2] == \
-        'inf (over 3 seeds; not finite for seed 2)'
+        'median 0.7 over 1800 tasks (the mean is not finite: tasks of seed 2 diverge)'
     assert 'not yet run' in rows['| Sinusoid K=5, pretrained, MSE after 1 step'][2]
 
 

@@ -15,9 +15,26 @@ import pytest
 import data_generator
 import main
 import run_folder
+import tf_quiet
 from config import RunConfig
 from data import synthetic
-from tests.helpers import ROOT, SINE, checkpoint_values, execute, interrupt_main, sine, sine_dir
+from tests.helpers import (
+    ROOT,
+    SINE,
+    PoisonedTasks,
+    checkpoint_values,
+    checkpoints,
+    execute,
+    fill,
+    folder_flags,
+    interrupt_main,
+    one_error_line,
+    prepare_folder,
+    run_script,
+    sine,
+    sine_dir,
+    tiny_run,
+)
 from tf_quiet import tf
 from utils import UserError
 
@@ -388,3 +405,107 @@ def test_random_init_evaluates_the_fresh_initialisation_training_starts_from(tmp
 def test_random_init_takes_no_training_and_no_checkpoint(tmp_path, extra):
     with pytest.raises(UserError, match='--random_init=True evaluates a fresh initialisation'):
         RunConfig.from_args(sine(tmp_path, '--random_init=True', *extra))
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_training_in_one_line_and_keeps_the_last_checkpoint(small_disk):
+    args = [*SINE, f'--logdir={small_disk}', '--log=False', '--save_interval=2']
+    assert run_script('main.py', *args, '--metatrain_iterations=2').returncode == 0
+    filler = fill(small_disk, leave=12288)   # room for the lock, not for a checkpoint
+    proc = run_script('main.py', *args, '--metatrain_iterations=4')
+    assert 'cannot save model4' in one_error_line(proc) and 'model2 is kept' in proc.stderr
+    assert 'No space left on device' in proc.stderr
+    os.remove(filler)
+    assert 'iterations 3..4' in run_script('main.py', *args, '--metatrain_iterations=4').stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_evaluation_exits_130_and_writes_no_half_result(tmp_path):
+    args = sine(tmp_path, '--metatrain_iterations=2')
+    assert run_script('main.py', *args).returncode == 0
+    evaluate = [*args, '--train=False', '--num_test_tasks=100000']
+    code, _, err = interrupt_main(evaluate, 'Evaluating')
+    assert code == 130 and err.strip().splitlines() == [
+        'interrupted: what was saved is kept; run the same command to go on']
+    assert not glob.glob(os.path.join(sine_dir(str(tmp_path)), '*.csv'))
+
+
+@pytest.mark.slow
+def test_an_error_is_the_last_and_only_line_on_stderr(tmp_path, run_main):
+    proc = run_main('--datasource=omniglot', f'--data_dir={tmp_path}', f'--logdir={tmp_path}',
+                    check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: Omniglot data not found')
+    if tf_quiet.NO_GPU_DRIVER:      # TensorFlow's CUDA probing is kept out of the way
+        assert len(lines) == 1, proc.stderr
+
+
+@pytest.mark.slow
+def test_zero_iterations_say_what_happened(tmp_path, capsys):
+    execute(*sine(tmp_path, '--metatrain_iterations=0'))
+    assert 'Nothing to train: --metatrain_iterations and --pretrain_iterations are both 0' in \
+        capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoints(tmp_path):
+    run = RunConfig.from_args(sine(tmp_path, '--metatrain_iterations=30', '--save_interval=5'))
+    os.makedirs(run.exp_dir)
+    trainer = main.Trainer(run, PoisonedTasks(poison_at=13))
+    with pytest.raises(UserError, match='training diverged at iteration 13: .*the last saved '
+                                        'checkpoint is model10'):
+        trainer.train()
+    assert checkpoints(tmp_path) == ['model10', 'model5']
+
+
+@pytest.mark.slow
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    execute(*sine(tmp_path, '--metatrain_iterations=10', '--save_interval=5'))
+    folder = sine_dir(str(tmp_path))
+    data = glob.glob(os.path.join(folder, 'model10.data-*'))[0]
+    with open(data, 'r+b') as f:
+        f.truncate(10)
+    orphan = os.path.join(folder, 'model10.data-00000-of-00001.tempstate123')
+    open(orphan, 'w').close()
+    execute(*sine(tmp_path, '--metatrain_iterations=12', '--save_interval=5'))
+    out = capsys.readouterr().out
+    assert 'model10 is unreadable' in out and 'iterations 6..12' in out
+    assert not os.path.exists(orphan)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_pruned_by_training_before_its_restore_gives_way_to_the_newest(tmp_path):
+    execute(*sine(tmp_path, '--metatrain_iterations=4', '--save_interval=2'))
+    folder = sine_dir(str(tmp_path))
+    run = RunConfig.from_args(sine(tmp_path, '--train=False'))
+    main.build_graph(run, data_generator.SinusoidTasks(), 1)
+    with main.new_session(run) as sess:     # model6 was the newest when chosen, then pruned
+        label, _ = main.restore_for_evaluation(sess, run, os.path.join(folder, 'model6'))
+    assert label == 'model4'
+
+
+@pytest.mark.slow
+def test_a_folder_trains_and_evaluates_through_main(own, trained, run_main):
+    logdir, checkpoint = trained
+    with open(os.path.join(os.path.dirname(checkpoint), 'settings.json')) as f:
+        assert '"image_size": 28' in f.read()
+    proc = run_main(*folder_flags(own, logdir, '--train=False', '--test_set=True',
+                                  '--num_test_tasks=40'))
+    result = os.path.join(os.path.dirname(checkpoint), 'test_ubs1_stepsize0.1_40tasks.pkl')
+    with open(result, 'rb') as f:
+        accuracy = np.asarray(pickle.load(f)['mses'])
+    assert accuracy[:, 0].mean() < 0.45              # chance, before adaptation
+    assert accuracy[:, 3].mean() > 0.9               # after 3 steps
+    assert 'Evaluating' in proc.stdout
+
+
+@pytest.mark.slow
+def test_images_too_small_for_max_pool_are_refused_naming_the_smallest_size(tmp_path, run_main):
+    source = synthetic.class_folders(str(tmp_path / 'src'), classes=12, per_class=16)
+    assert prepare_folder(source, tmp_path / 'prep', '--image_size=12').returncode == 0
+    line = one_error_line(run_main(*tiny_run(tmp_path / 'prep', tmp_path / 'logs',
+                                             '--max_pool=True'), check=False))
+    assert 'images of 12x12 are too small for --max_pool=True' in line
+    assert '--image_size 16 or more' in line
+

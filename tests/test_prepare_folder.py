@@ -2,33 +2,29 @@
 script made, starts over after being killed, keeps splits when data is added, and
 names every input it would otherwise ignore or misread."""
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from data import prepared, synthetic
-from tests.helpers import ROOT, run_script
-
-
-def prepare(source, dest, *args):
-    return run_script('data/prepare_folder.py', '--source', str(source), '--dest', str(dest),
-                      *args)
-
-
-def one_error_line(proc, code=None):
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    if code is not None:
-        assert proc.returncode == code, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[-1]
+from tests.helpers import (
+    PER_CLASS,
+    ROOT,
+    SOURCE_CLASSES,
+    classes_of,
+    one_error_line,
+    prepare_folder,
+    run_script,
+)
 
 
 def split_of(dest):
@@ -61,13 +57,13 @@ def test_a_folder_another_preparation_script_made_is_never_replaced(tmp_path, so
                       '--expect_characters=9', '--expect_images=36')
     assert proc.returncode == 0, proc.stderr
     before = tree(omniglot)
-    line = one_error_line(prepare(source, omniglot, '--image_size=28'), 1)
+    line = one_error_line(prepare_folder(source, omniglot, '--image_size=28'), 1)
     assert f'{omniglot} was made by data/prepare_omniglot.py, not by data/prepare_folder.py' \
         in line and 'Nothing was changed' in line
     assert tree(omniglot) == before
     # and the other way round
     mine = tmp_path / 'mine'
-    assert prepare(source, mine, '--image_size=28').returncode == 0
+    assert prepare_folder(source, mine, '--image_size=28').returncode == 0
     before = tree(mine)
     proc = run_script('data/prepare_omniglot.py', '--source', zips, '--dest', str(mine),
                       '--expect_characters=9', '--expect_images=36')
@@ -89,7 +85,7 @@ def test_a_preparation_killed_midway_is_recognised_and_started_over(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert partial.is_dir() and len(prepared.visible_files(str(partial))) > 0
-    again = prepare(source, dest, '--image_size=64')
+    again = prepare_folder(source, dest, '--image_size=64')
     assert again.returncode == 0, again.stderr
     assert 'unfinished work of an earlier run' in again.stdout
     assert not partial.exists() and prepared.matches(str(dest))
@@ -100,13 +96,13 @@ def test_adding_classes_and_images_keeps_every_class_in_its_split(tmp_path):
     source = tmp_path / 'src'
     synthetic.class_folders(str(source), classes=30, per_class=3)
     dest = tmp_path / 'prep'
-    assert prepare(source, dest, '--image_size=20').returncode == 0
+    assert prepare_folder(source, dest, '--image_size=20').returncode == 0
     before = split_of(dest)
     more = synthetic.class_folders(str(tmp_path / 'more'), classes=34, per_class=3, seed=1)
     for c in range(30, 34):                              # four new classes
         shutil.copytree(os.path.join(more, f'class_{c:02d}'), source / f'class_{c:02d}')
     shutil.copy(source / 'class_03' / 'img000.png', source / 'class_03' / 'extra.png')
-    proc = prepare(source, dest, '--image_size=20')
+    proc = prepare_folder(source, dest, '--image_size=20')
     assert proc.returncode == 0, proc.stderr
     after = split_of(dest)
     assert {c: after[c] for c in before} == before
@@ -115,7 +111,7 @@ def test_adding_classes_and_images_keeps_every_class_in_its_split(tmp_path):
     assert counts == [22, 5, 7]         # each new class where the share is furthest below
     assert 'extra.png' in os.listdir(dest / after['class_03'] / 'class_03')
     # another seed asks for a new split, and says so
-    proc = prepare(source, dest, '--image_size=20', '--seed=3')
+    proc = prepare_folder(source, dest, '--image_size=20', '--seed=3')
     assert proc.returncode == 0 and 'split anew' in proc.stdout
 
 
@@ -123,13 +119,13 @@ def test_adding_classes_and_images_keeps_every_class_in_its_split(tmp_path):
 @pytest.mark.parametrize('split', ['nan,1,1', 'inf,1,1', '1e308,1e308,1', '1,-1,1', '0,0,0',
                                    '1,2'])
 def test_a_split_that_is_not_three_finite_proportions_is_refused(tmp_path, source, split):
-    line = one_error_line(prepare(source, tmp_path / 'p', f'--split={split}'), 2)
+    line = one_error_line(prepare_folder(source, tmp_path / 'p', f'--split={split}'), 2)
     assert 'three finite proportions' in line
     assert not (tmp_path / 'p').exists()
 
 
 def test_a_split_with_no_train_share_is_refused(tmp_path, source):
-    line = one_error_line(prepare(source, tmp_path / 'p', '--split=0,50,50'), 2)
+    line = one_error_line(prepare_folder(source, tmp_path / 'p', '--split=0,50,50'), 2)
     assert 'gives the train split no classes' in line and 'SRC/test/' in line
 
 
@@ -137,9 +133,9 @@ def test_a_split_given_with_a_source_already_split_is_refused(tmp_path, source):
     shutil.move(source, tmp_path / 'train')
     os.makedirs(tmp_path / 'split')
     shutil.move(tmp_path / 'train', tmp_path / 'split' / 'train')
-    line = one_error_line(prepare(tmp_path / 'split', tmp_path / 'p', '--split=1,1,1'), 1)
+    line = one_error_line(prepare_folder(tmp_path / 'split', tmp_path / 'p', '--split=1,1,1'), 1)
     assert 'already split into train/' in line and 'leave it out' in line
-    assert prepare(tmp_path / 'split', tmp_path / 'p', '--image_size=20').returncode == 0
+    assert prepare_folder(tmp_path / 'split', tmp_path / 'p', '--image_size=20').returncode == 0
 
 
 @pytest.mark.parametrize('where', ['class', 'source', 'split'])
@@ -160,7 +156,7 @@ def test_input_that_would_be_ignored_is_named(tmp_path, source, where):
                     tmp_path / 'split' / 'train' / 'loose.png')
         source = tmp_path / 'split'
         message = 'holds files beside its class folders (loose.png)'
-    line = one_error_line(prepare(source, tmp_path / 'p'), 1)
+    line = one_error_line(prepare_folder(source, tmp_path / 'p'), 1)
     assert message in line
     assert not (tmp_path / 'p').exists()
 
@@ -170,14 +166,14 @@ def test_two_images_written_under_one_name_are_named_before_any_work(tmp_path, s
     a suffix (converted to PNG under its whole name), would both become img000.png."""
     folder = os.path.join(source, 'class_05')
     Image.new('RGB', (40, 40), (10, 200, 10)).save(os.path.join(folder, 'img000'), format='PNG')
-    line = one_error_line(prepare(source, tmp_path / 'p', '--image_size=30'), 1)
+    line = one_error_line(prepare_folder(source, tmp_path / 'p', '--image_size=30'), 1)
     assert f'{folder}/img000 and {folder}/img000.png would both be written as img000.png' in line
     assert not (tmp_path / 'p').exists() and not (tmp_path / 'p.partial').exists()
 
 
 def test_an_image_given_as_source_is_answered_with_the_folder_of_classes(tmp_path, source):
     image = os.path.join(source, 'class_01', 'img000.png')
-    line = one_error_line(prepare(image, tmp_path / 'p'), 2)
+    line = one_error_line(prepare_folder(image, tmp_path / 'p'), 2)
     assert 'the folder whose sub-folders are the classes' in line
     assert f'that is {source}' in line
 
@@ -227,7 +223,7 @@ def test_real_world_images_come_out_as_they_look(tmp_path):
         Image.new('L', (32, 32), 255).save(source / 'blank' / f'b{i}.png')
     os.makedirs(tmp_path / 'split')
     shutil.move(source, tmp_path / 'split' / 'train')
-    proc = prepare(tmp_path / 'split', tmp_path / 'prep', '--image_size=32')
+    proc = prepare_folder(tmp_path / 'split', tmp_path / 'prep', '--image_size=32')
     assert proc.returncode == 0, proc.stderr
 
     def read(cls, name):
@@ -244,7 +240,6 @@ def test_real_world_images_come_out_as_they_look(tmp_path):
 
 
 def test_hidden_members_of_zips_are_skipped(tmp_path):
-    import zipfile
     os.makedirs(tmp_path / 'zips')
     zips = synthetic.omniglot_zips(str(tmp_path / 'zips'))
     for name in ('images_background.zip', 'images_evaluation.zip'):
@@ -258,3 +253,103 @@ def test_hidden_members_of_zips_are_skipped(tmp_path):
     proc = run_script('data/prepare_omniglot.py', '--source', zips, '--dest',
                       str(tmp_path / 'out'), '--expect_characters=9', '--expect_images=36')
     assert proc.returncode == 0, proc.stderr
+
+
+def test_class_folders_are_split_64_16_20_by_a_seeded_shuffle(own, tmp_path):
+    split = classes_of(own / 'prep')
+    assert [len(split[s]) for s in ('train', 'val', 'test')] == [19, 5, 6]
+    assert sorted(sum(split.values(), [])) == [f'class_{c:02d}' for c in range(SOURCE_CLASSES)]
+    assert split['train'] != [f'class_{c:02d}' for c in range(19)]      # shuffled
+    same = prepare_folder(own / 'src', tmp_path / 'again', '--image_size=28')
+    other = prepare_folder(own / 'src', tmp_path / 'seed1', '--image_size=28', '--seed=1')
+    custom = prepare_folder(own / 'src', tmp_path / 'custom', '--image_size=28', '--split=1,1,1')
+    assert same.returncode == other.returncode == custom.returncode == 0
+    assert classes_of(tmp_path / 'again') == split
+    assert classes_of(tmp_path / 'seed1') != split
+    assert [len(v) for v in classes_of(tmp_path / 'custom').values()] == [10, 10, 10]
+
+
+def test_images_are_resized_kept_colour_counted_and_recorded(own):
+    dest = own / 'prep'
+    assert prepared.read_info(str(dest)) == {'image_size': 28, 'channels': 3, 'seed': 0,
+                                             'split': [64, 16, 20],
+                                             'script': 'data/prepare_folder.py'}
+    assert not prepared.differences(str(dest), checksums=True)
+    for split, classes in classes_of(dest).items():
+        for name in classes:
+            files = os.listdir(dest / split / name)
+            source_files = [f for f in os.listdir(own / 'src' / name) if not f.startswith('.')]
+            assert len(files) == len(source_files) == PER_CLASS + int(name[-2:]) % 3
+            assert not any(f.startswith('.') for f in files)        # .DS_Store left out
+            for f in files[:3]:
+                with Image.open(dest / split / name / f) as image:
+                    assert image.size == (28, 28) and image.mode == 'RGB'
+
+
+def test_grayscale_stays_one_channel_and_right_sized_images_are_copied(tmp_path):
+    source = synthetic.class_folders(str(tmp_path / 'src'), classes=5, per_class=3, colour=False)
+    for name in ('train', 'test'):
+        shutil.copytree(source, tmp_path / 'split' / name)
+    exact = tmp_path / 'split' / 'test' / 'class_00' / 'img000.png'      # 30x30 grayscale
+    proc = prepare_folder(tmp_path / 'split', tmp_path / 'prep', '--image_size=30')
+    assert proc.returncode == 0, proc.stderr
+    assert prepared.read_info(str(tmp_path / 'prep'))['channels'] == 1
+    assert set(classes_of(tmp_path / 'prep')) == {'train', 'test'}      # the source's splits
+    with open(exact, 'rb') as a, open(tmp_path / 'prep/test/class_00/img000.png', 'rb') as b:
+        assert a.read() == b.read()
+    with Image.open(tmp_path / 'prep/test/class_00/img001.png') as image:   # was a 36x42 JPEG
+        assert image.size == (30, 30) and image.mode == 'L'
+
+
+def test_a_corrupt_image_is_named_and_nothing_is_written(own, tmp_path):
+    source = tmp_path / 'src'
+    shutil.copytree(own / 'src', source)
+    bad = source / 'class_07' / 'img003.png'
+    bad.write_bytes(b'\x89PNG not really')
+    line = one_error_line(prepare_folder(source, tmp_path / 'prep'))
+    assert str(bad) in line and 'not a readable image' in line
+    assert not os.path.exists(tmp_path / 'prep') and not os.path.exists(tmp_path / 'prep.partial')
+
+
+@pytest.mark.parametrize('layout, message', [
+    ('mixed', 'mixes split folders (train) with other folders'),
+    ('empty_class', 'holds no images'),
+    ('too_few', 'too few to split'),
+])
+def test_a_source_of_another_shape_is_named(tmp_path, layout, message):
+    source = synthetic.class_folders(str(tmp_path / 'src'), classes=4, per_class=3)
+    if layout == 'mixed':
+        os.makedirs(tmp_path / 'src' / 'train' / 'x')
+    elif layout == 'empty_class':
+        os.makedirs(tmp_path / 'src' / 'class_99')
+    line = one_error_line(prepare_folder(source, tmp_path / 'prep'))
+    assert message in line
+    assert not os.path.exists(tmp_path / 'prep')
+
+
+def test_a_dest_overlapping_the_source_or_a_class_folder_as_source_is_refused(tmp_path):
+    source = tmp_path / 'src'
+    synthetic.class_folders(str(source), classes=4, per_class=3)
+    before = sorted(p for p in source.rglob('*'))
+    cases = [(source, source, 'is --source; choose another --dest'),
+             (source, source / 'out', 'lies inside --source=.*taken for a class folder'),
+             (source / 'class_00', tmp_path, 'lies inside --dest=.*which the output replaces'),
+             (source / 'class_00', tmp_path / 'p', 'holds files but no class folders; give the '
+                                                  'folder whose sub-folders are the classes')]
+    for src, dest, message in cases:
+        assert re.search(message, one_error_line(prepare_folder(src, dest)))
+    assert sorted(p for p in source.rglob('*')) == before and not (tmp_path / 'p').exists()
+
+
+def test_rerunning_never_deletes_a_file_the_user_added(own, tmp_path):
+    dest = tmp_path / 'prep'
+    assert prepare_folder(own / 'src', dest, '--image_size=20').returncode == 0
+    mine = dest / 'train' / 'notes.txt'
+    mine.write_text('mine')
+    line = one_error_line(prepare_folder(own / 'src', dest, '--image_size=20'))
+    assert 'train/notes.txt' in line and 'Nothing was changed' in line
+    assert mine.read_text() == 'mine'
+    mine.unlink()
+    assert prepare_folder(own / 'src', dest, '--image_size=24').returncode == 0
+    assert prepared.read_info(str(dest))['image_size'] == 24
+

@@ -1,12 +1,17 @@
 """The reproduction script end to end in smoke mode, and the table it writes."""
+import glob
 import os
 import re
+import shutil
+import signal
 import subprocess
+import sys
 
 import pytest
 
+import run_folder
 from scripts import experiments, steps
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SINE_MAML_FOLDER, run_script, wait_for_training, with_ctrl_c
 
 
 @pytest.mark.slow
@@ -94,3 +99,56 @@ def test_slurm_options_take_their_defaults_with_slurm():
     assert (cpu_only.gpus_per_job, cpu_only.time_limit, cpu_only.cpus_per_job) == (0, 1440, None)
     assert reproduce.parse_args(['--cluster', 'slurm']).gpus_per_job == 1
     assert reproduce.parse_args(['--cluster', 'slurm', '--seeds', '1']).sbatch == ()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('jobs', [1, 2])
+def test_ctrl_c_during_reproduce_stops_it_and_keeps_the_saved_training(tmp_path, jobs):
+    """One Ctrl-C: the running experiments save and stop, the queued ones never start."""
+    cmd = [sys.executable, '-m', 'scripts.reproduce', '--smoke', '--logdir', str(tmp_path),
+           '--only', 'sine_maml', '--seeds', '3', '--smoke_iterations', '50000',
+           '--jobs', str(jobs)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, preexec_fn=with_ctrl_c)
+    before = ''.join(wait_for_training(proc, str(tmp_path), jobs))
+    os.killpg(proc.pid, signal.SIGINT)        # Ctrl-C reaches the whole process group
+    out = before + proc.communicate(timeout=180)[0]
+    assert proc.returncode == 130, out
+    assert out.rstrip().endswith('interrupted: finished steps are kept; run the same command '
+                                 'to go on')
+    assert f'job {jobs + 1} sine_maml_seed{jobs}: running' not in out       # never started
+    assert not os.path.exists(os.path.join(str(tmp_path), f'sine_maml_seed{jobs}'))
+    for name in ['sine_maml', 'sine_maml_seed1'][:jobs]:
+        folder = os.path.join(str(tmp_path), name, SINE_MAML_FOLDER)   # the same for each seed
+        log = out if jobs == 1 else open(os.path.join(str(tmp_path), name, 'job.log')).read()
+        saved = int(re.search(r'Saved after iteration (\d+)', log).group(1))
+        assert run_folder.checkpoints_in(folder)[0][0] == saved < 50000
+
+
+@pytest.mark.slow
+def test_a_fresh_clones_finished_runs_are_not_evaluated_again(tmp_path):
+    """A clone gives every file the same time: the shipped sine_oracle run (checkpoint and
+    result) is finished by what its result evaluated, so nothing runs or is overwritten."""
+    shutil.copytree(os.path.join(ROOT, 'logs', 'sine_oracle'), tmp_path / 'sine_oracle')
+    files = sorted(glob.glob(str(tmp_path / 'sine_oracle' / '**' / '*'), recursive=True))
+    for path in files:
+        os.utime(path, (1000, 1000))
+    before = {p: open(p, 'rb').read() for p in files if os.path.isfile(p)}
+    proc = run_script('-m scripts.reproduce', '--only', 'sine_oracle', '--logdir', str(tmp_path),
+                      '--data_dir', str(tmp_path / 'no_data'))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'job - sine_oracle: done (finished earlier)' in proc.stdout
+    assert '$ ' not in proc.stdout                          # no main.py step ran
+    assert {p: open(p, 'rb').read() for p in before} == before
+
+
+@pytest.mark.slow
+def test_reproduce_all_refuses_to_run_without_its_environment(tmp_path):
+    os.makedirs(tmp_path / 'scripts')
+    shutil.copy(os.path.join(ROOT, 'scripts', 'reproduce_all.sh'), tmp_path / 'scripts')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}
+    proc = subprocess.run(['bash', str(tmp_path / 'scripts' / 'reproduce_all.sh')], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith('error: no .venv in ')
+    assert len(proc.stderr.strip().splitlines()) == 1
+

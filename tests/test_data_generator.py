@@ -1,13 +1,26 @@
-"""Task sampling: shapes, label layout, splits, rotations, pixel ranges."""
-import os
+"""data_generator.py: task sampling (shapes and label layout, seeds, splits)."""
 
 import numpy as np
 import pytest
 
-import data_generator
-from data import loading, prepared, synthetic
 from data_generator import ImageTasks, SinusoidTasks, batch_rng
+from tests.helpers import decode, fake_pool, folder_flags, one_error_line
 from utils import UserError
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('extra, message', [
+    (['--num_classes=6'], 'the val split has 5 classes, fewer than --num_classes=6'),
+    (['--update_batch_size=4'], "the train split's class class_0"),
+    (['--train=False', '--test_set=True', '--update_batch_size=12', '--num_classes=2'],
+     'a task needs 24 per class (K=12 + 12 queries)'),
+])
+def test_tasks_larger_than_the_folder_are_refused_in_one_line(own, tmp_path, run_main, extra,
+                                                              message):
+    if '--train=False' in extra:
+        extra += ['--random_init=True']
+    proc = run_main(*folder_flags(own, tmp_path, *extra), check=False)
+    assert message in one_error_line(proc)
 
 
 def test_sinusoid_batch_shapes_ranges_and_ab_split():
@@ -37,54 +50,6 @@ def test_batches_are_a_function_of_seed_and_iteration():
     c = tasks.sample(batch_rng(3, 8), 4, 'train', 5, 5)
     np.testing.assert_array_equal(a['inputa'], b['inputa'])
     assert not np.array_equal(a['inputa'], c['inputa'])
-
-
-@pytest.fixture(scope='module')
-def omniglot_root(tmp_path_factory):
-    return synthetic.omniglot_resized_tree(str(tmp_path_factory.mktemp('omni')))
-
-
-def test_omniglot_split_is_disjoint_and_independent_of_listing_order(omniglot_root, monkeypatch):
-    split = loading.omniglot_character_split(omniglot_root, (20, 5))
-    assert [len(split[s]) for s in ('train', 'val', 'test')] == [20, 5, 5]
-    assert len(set(sum(split.values(), []))) == 30
-    real_listdir = os.listdir
-    monkeypatch.setattr(os, 'listdir', lambda p: list(reversed(real_listdir(p))))
-    assert loading.omniglot_character_split(omniglot_root, (20, 5)) == split
-
-
-def test_omniglot_split_matches_reference_shuffle(omniglot_root):
-    import random
-    folder = os.path.join(omniglot_root, 'omniglot_resized')
-    alphabets = [a for a in os.listdir(folder) if os.path.isdir(os.path.join(folder, a))]
-    chars = sorted(os.path.join(folder, a, c)       # as the reference lists them
-                   for a in alphabets for c in os.listdir(os.path.join(folder, a)))
-    random.seed(1)
-    random.shuffle(chars)
-    assert loading.omniglot_character_split(omniglot_root, (20, 5))['train'] == chars[:20]
-
-
-def test_omniglot_pixels_are_binary_with_ink_one(omniglot_root):
-    tasks = data_generator.make_tasks('omniglot', omniglot_root, ['val'], 5, omniglot_split=(20, 5))
-    images = tasks.images['val']
-    assert images.shape == (5, 20, 28, 28, 1)
-    assert tasks.rotate and tasks.invert
-    batch = tasks.sample(batch_rng(0, 0), 2, 'val', 1, 1)
-    assert set(np.unique(batch['inputa'])) <= {0.0, 1.0}
-    # the stored PNGs draw ink black (0) on white (255); the network sees ink as 1
-    assert batch['inputa'].mean() < 0.5 and (images == 0).mean() < 0.5
-
-
-def fake_pool(num_classes=8, per_class=6, size=4):
-    """Every image is filled with one code: 100 * class + drawing (identifiable)."""
-    codes = 100 * np.arange(num_classes)[:, None] + np.arange(per_class)[None, :]
-    images = np.broadcast_to(codes[:, :, None, None, None], (num_classes, per_class, size, size, 1))
-    return images.astype(np.uint16)
-
-
-def decode(inputs, size=4):
-    """Image codes of flattened inputs (the pool's images are constant)."""
-    return np.rint(inputs.reshape(len(inputs), -1)[:, 0] * 255).astype(int)
 
 
 @pytest.mark.parametrize('num_classes,k_a,k_b', [(5, 1, 1), (5, 2, 3), (8, 3, 3)])
@@ -141,34 +106,3 @@ def test_too_few_images_or_classes_is_a_clear_error():
     with pytest.raises(UserError, match=r'each class has 3 images; a task needs 4 per class'):
         tasks.sample(batch_rng(0, 0), 1, 'train', 2, 2)
 
-
-def test_missing_data_names_the_preparation_command(tmp_path):
-    with pytest.raises(UserError, match='prepare_omniglot.py'):
-        loading.load_omniglot(str(tmp_path), ['train'], 28)
-    with pytest.raises(UserError, match='prepare_miniimagenet.py'):
-        loading.load_miniimagenet(str(tmp_path), ['train'], 84)
-
-
-def test_miniimagenet_tasks_counts_and_pixel_range(tmp_path):
-    source = synthetic.miniimagenet_source(str(tmp_path / 'src'), per_class=20)
-    root = tmp_path / 'data'
-    split_root = root / 'miniImagenet'
-    import csv
-    import shutil
-    for split in ('train', 'val'):
-        with open(tmp_path / 'src' / f'{split}.csv') as f:
-            for row in csv.DictReader(f):
-                os.makedirs(split_root / split / row['label'], exist_ok=True)
-                shutil.copy(os.path.join(source, 'images', row['filename']),
-                            split_root / split / row['label'] / row['filename'])
-        prepared.write_record(str(split_root / split))
-    tasks = data_generator.make_tasks('miniimagenet', str(root), ['train', 'val'], 5)
-    assert tasks.images['train'].shape == (6, 20, 84, 84, 3)
-    assert tasks.images['val'].shape == (5, 20, 84, 84, 3)
-    train = tasks.sample(batch_rng(0, 0), 2, 'train', 1, 15)
-    assert train['inputa'].shape == (2, 5, 84 * 84 * 3)
-    assert train['inputb'].shape == (2, 75, 84 * 84 * 3)
-    evaluation = tasks.sample(batch_rng(0, 0), 1, 'val', 5, 5)
-    assert evaluation['inputb'].shape == (1, 25, 84 * 84 * 3)
-    assert 0.0 <= train['inputa'].min() and train['inputa'].max() <= 1.0
-    assert train['inputa'].max() > 0.5   # not inverted: the colours are bright on average
