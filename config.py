@@ -28,7 +28,7 @@ class Datasource:
     channels: int = 0
     rotate: bool = False             # a random multiple of 90 degrees per class and task
     invert: bool = False             # pixel v becomes 1 - v/255 (Omniglot: ink = 1)
-    train_query_shots: int = None    # b-set examples per class in training (None: K)
+    train_query_shots: int = None    # query set examples per class in training (None: K)
     clip: float = None               # meta-gradients clipped to [-clip, clip]
     flatten_features: bool = False   # flatten the last conv map (else its spatial mean)
     fc_hidden: tuple = (256, 128, 64, 64)   # hidden widths of the FC net
@@ -290,7 +290,7 @@ class RunConfig:
         return tuple(int(v) for v in self.omniglot_split)
 
     def query_shots(self, training):
-        """b-set examples per class: miniImagenet trains on 15, everything else on K."""
+        """query set examples per class: miniImagenet trains on 15, everything else on K."""
         if training and self.source.train_query_shots:
             return self.source.train_query_shots
         return self.update_batch_size

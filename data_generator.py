@@ -33,15 +33,16 @@ class SinusoidTasks:
         self.oracle = oracle
         self.dim_input = 3 if oracle else 1
 
-    def check_shots(self, split, shots_a, shots_b):
+    def check_shots(self, split, k, query_shots):
         """Any number of points can be drawn."""
 
-    def sample(self, rng, num_tasks, split, shots_a, shots_b):
+    def sample(self, rng, num_tasks, split, k, query_shots):
         """split is ignored (infinite data); 'shots' are points per task."""
         amp = rng.uniform(*self.amp_range, size=num_tasks)
         phase = rng.uniform(*self.phase_range, size=num_tasks)
-        x = rng.uniform(*self.input_range, size=(num_tasks, shots_a + shots_b, 1))
-        batch = split_ab(self.inputs(x, amp, phase), self.function(x, amp, phase), shots_a)
+        x = rng.uniform(*self.input_range, size=(num_tasks, k + query_shots, 1))
+        batch = split_support_query(self.inputs(x, amp, phase), self.function(x, amp, phase),
+                                    k)
         batch.update(amp=amp, phase=phase)
         return batch
 
@@ -57,10 +58,11 @@ class SinusoidTasks:
         return np.concatenate([x, known], axis=-1)
 
 
-def split_ab(inputs, labels, num_a):
-    """First num_a examples of each task form the a-set, the rest the b-set."""
-    return {'inputa': inputs[:, :num_a], 'labela': labels[:, :num_a],
-            'inputb': inputs[:, num_a:], 'labelb': labels[:, num_a:]}
+def split_support_query(inputs, labels, support_size):
+    """The first support_size examples of each task are its support set (inputa, labela:
+    the reference's names), the rest its query set (inputb, labelb)."""
+    return {'inputa': inputs[:, :support_size], 'labela': labels[:, :support_size],
+            'inputb': inputs[:, support_size:], 'labelb': labels[:, support_size:]}
 
 
 # ----------------------------------------------------------------------- images
@@ -69,7 +71,7 @@ class ImageTasks:
 
     images[split]: per class, uint8 [images of that class, H, W, C] (one array for all
     classes when they hold equally many). A task picks N classes, a rotation per class
-    if `rotate`, and shots_a + shots_b distinct images per class. Examples are laid out
+    if `rotate`, and k + query_shots distinct images per class. Examples are laid out
     shot by shot, with the class order reshuffled for every shot; labels are the
     classes' positions 0..N-1 in the task, one-hot. class_names[split]: the classes'
     names, for messages.
@@ -91,25 +93,25 @@ class ImageTasks:
         self.smallest = {split: min((len(c), i) for i, c in enumerate(pool))
                          for split, pool in images.items()}
 
-    def check_shots(self, split, shots_a, shots_b):
+    def check_shots(self, split, k, query_shots):
         """Refuse, naming the smallest class, tasks that need more images than it holds."""
         size, smallest = self.smallest[split]
-        if size < shots_a + shots_b:
+        if size < k + query_shots:
             names = self.class_names.get(split)
             which = f'class {names[smallest]}' if names else 'each class'
-            fix = ('lower --update_batch_size' if shots_a > 1 else
+            fix = ('lower --update_batch_size' if k > 1 else
                    'add images to it, or leave it out of the data' if names else
                    'prepare the full data set')
             raise UserError(f'the {split} split\'s {which} has {size} images; a task '
-                            f'needs {shots_a + shots_b} per class (K={shots_a} + {shots_b} '
-                            f'queries): {fix}')
+                            f'needs {k + query_shots} per class (K={k} + {query_shots} '
+                            f'query examples): {fix}')
 
-    def sample(self, rng, num_tasks, split, shots_a, shots_b):
-        self.check_shots(split, shots_a, shots_b)
-        tasks = [self.sample_task(rng, split, shots_a + shots_b) for _ in range(num_tasks)]
+    def sample(self, rng, num_tasks, split, k, query_shots):
+        self.check_shots(split, k, query_shots)
+        tasks = [self.sample_task(rng, split, k + query_shots) for _ in range(num_tasks)]
         inputs = np.stack([t[0] for t in tasks])
         labels = np.stack([t[1] for t in tasks])
-        return split_ab(inputs, labels, self.num_classes * shots_a)
+        return split_support_query(inputs, labels, self.num_classes * k)
 
     def sample_task(self, rng, split, shots):
         pool = self.images[split]

@@ -154,8 +154,8 @@ class Trainer:
     def fetches(self, itr, summarize):
         """The train op and the progress figures, which cost no extra forward pass.
 
-        On summary iterations also every step's b-set loss and metric, as the
-        reference's summaries held; those need the b-set forward passes of the
+        On summary iterations also every step's query set loss and metric, as the
+        reference's summaries held; those need the query set forward passes of the
         earlier steps, which the meta-gradient does not, so only then are they run.
         """
         graph, step = self.graph, self.run.num_updates
@@ -242,7 +242,8 @@ class Trainer:
 
 
 def summary_values(results, classification):
-    """TensorBoard values of one iteration: the a-set before, the b-set after each step."""
+    """TensorBoard values of one iteration: the support set before, the query set after
+    each step."""
     values = {'Pre-update loss': results['pre_loss']}
     values.update({f'Post-update loss, step {j}': v
                    for j, v in enumerate(results['losses'][1:], 1)})

@@ -222,9 +222,9 @@ def task_metric(pred, label, cfg):
 
 
 def adapt(inputa, labela, weights, norm_params, cfg, num_steps, first_outputa=None):
-    """Yield the fast weights after 1..num_steps gradient steps on the a-set.
+    """Yield the fast weights after 1..num_steps gradient steps on the support set.
 
-    first_outputa: the network's a-set output at `weights`, when the caller has it,
+    first_outputa: the network's support set output at `weights`, when the caller has it,
     so the first step does not build that forward pass a second time.
     """
     fast = dict(weights)
@@ -239,13 +239,13 @@ def adapt(inputa, labela, weights, norm_params, cfg, num_steps, first_outputa=No
 
 
 def task_metalearn(task, weights, norm_params, cfg, num_steps):
-    """One task: the a-set loss and metric before adaptation, and on the b-set
+    """One task: the support set loss and metric before adaptation, and on the query set
     the loss, metric and output before and after each step.
 
     Returns (lossa, metrica, lossesb, metricsb, outputsb); the last three are lists
     of num_steps + 1 tensors, entry 0 before adaptation. They stay separate tensors
     (not stacked) so a fetch of step j's loss runs only the forward passes step j
-    needs: the meta-gradient uses the b-set after the last step alone.
+    needs: the meta-gradient uses the query set after the last step alone.
     """
     inputa, inputb, labela, labelb = task
     outputa = forward(inputa, weights, norm_params, cfg)
@@ -263,10 +263,10 @@ class MetaGraph:
     """Placeholders, per-task results over a meta-batch, and the meta-losses.
 
     inputa/inputb: [tasks, examples, dim_input]; labels likewise with dim_output.
-    meta_losses[j], mean_metrics[j]: means over tasks on the b-set after j steps
+    meta_losses[j], mean_metrics[j]: means over tasks on the query set after j steps
     (meta_losses[j] is the reference's total_losses2[j - 1]); lossesb, metricsb,
     outputsb: the per-task values stacked as [tasks, num_steps + 1, ...].
-    pre_loss, pre_metric: means over tasks on the a-set before adaptation (the
+    pre_loss, pre_metric: means over tasks on the support set before adaptation (the
     reference's total_loss1 and total_accuracy1).
     """
 
@@ -302,7 +302,7 @@ class StepGraph:
     no second derivatives, which only the meta-gradient takes.
 
     weights: {name: placeholder} fed; stepped: {name: tensor} after one step on the
-    a-set; outputb: the network's output on the b-set at the fed weights.
+    support set; outputb: the network's output on the query set at the fed weights.
     """
 
     def __init__(self, cfg, weights, norm_params):
@@ -316,7 +316,7 @@ class StepGraph:
         self.outputb = forward(self.inputb, self.weights, norm_params, cfg)
 
     def run(self, sess, inputa, labela, inputb, num_steps, progress=None):
-        """The b-set output after num_steps steps on (inputa, labela), starting from the
+        """The query set output after num_steps steps on (inputa, labela), starting from the
         variables' values; progress(step) is called after each step."""
         values = sess.run(self.variables)
         for step in range(1, num_steps + 1):

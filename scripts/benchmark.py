@@ -30,7 +30,7 @@ from scripts.steps import ROOT
 
 # iterations per progress line; the benchmark runs three lines and times the last two
 INTERVALS = {'sinusoid': 500, 'omniglot': 10, 'miniimagenet': 4}
-# synthetic data: enough classes for 20-way, enough images for K + 15 queries
+# synthetic data: enough classes for 20-way, enough images for K + 15 query examples
 OMNIGLOT_SPLIT = '--omniglot_split=30,30'
 
 

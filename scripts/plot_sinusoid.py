@@ -20,7 +20,8 @@ STEPS_SHOWN = (0, 1, 10)
 
 
 def sinusoid_predictions(checkpoint, task, grid, update_lr, steps=10):
-    """Predictions on `grid` [n] after 0..steps inner steps on the task's a-set: [steps+1, n]."""
+    """Predictions on `grid` [n] after 0..steps inner steps on the task's support set:
+    [steps+1, n]."""
     k = task['inputa'].shape[1]
     cfg = maml.ModelConfig(dim_input=1, dim_output=1, loss='mse', update_lr=update_lr,
                            update_batch_size=k, norm='None')

@@ -159,7 +159,7 @@ def checkpoints(tmp_path):
 
 
 class PoisonedTasks(data_generator.SinusoidTasks):
-    """Sinusoid tasks whose a-set labels turn to NaN from the `poison_at`-th batch on
+    """Sinusoid tasks whose support set labels turn to NaN from the `poison_at`-th batch on
     (labels, not inputs: with oneDNN's kernels a NaN input gave a finite loss for one
     more iteration)."""
 

@@ -13,7 +13,7 @@ from utils import UserError
     (['--num_classes=6'], 'the val split has 5 classes, fewer than --num_classes=6'),
     (['--update_batch_size=4'], "the train split's class class_0"),
     (['--train=False', '--test_set=True', '--update_batch_size=12', '--num_classes=2'],
-     'a task needs 24 per class (K=12 + 12 queries)'),
+     'a task needs 24 per class (K=12 + 12 query examples)'),
 ])
 def test_tasks_larger_than_the_folder_are_refused_in_one_line(own, tmp_path, run_main, extra,
                                                               message):

@@ -260,9 +260,9 @@ def max_pools_run(trainer, itr, summarize):
 
 @pytest.mark.slow
 def test_training_step_runs_only_the_forward_passes_the_meta_gradient_needs(tmp_path):
-    """Per task the meta-gradient needs one a-set forward pass per inner step and one
-    b-set pass after the last step: with 4 max-pooled layers, 3 tasks and 2 steps,
-    3 * (2 + 1) * 4 = 36 MaxPool ops. Summary iterations add the b-set passes before
+    """Per task the meta-gradient needs one support set forward pass per inner step and one
+    query set pass after the last step: with 4 max-pooled layers, 3 tasks and 2 steps,
+    3 * (2 + 1) * 4 = 36 MaxPool ops. Summary iterations add the query set passes before
     and after step 1: 3 * (2 + 3) * 4 = 60."""
     run = RunConfig.from_args(['--datasource=miniimagenet', '--num_filters=2', '--max_pool=True',
                                '--num_updates=2', '--meta_batch_size=3', '--update_batch_size=1',

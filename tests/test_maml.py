@@ -289,7 +289,7 @@ def test_onednn_kernels_give_the_same_second_order_meta_gradient(tmp_path):
 
 @pytest.mark.parametrize('make', [tiny_fc, tiny_conv])
 def test_step_by_step_adaptation_equals_the_unrolled_inner_loop(make):
-    """StepGraph (adapt.py's any number of steps, one at a time) gives the b-set output
+    """StepGraph (adapt.py's any number of steps, one at a time) gives the query set output
     the unrolled graph gives after the same steps, batch norm included."""
     cfg = make()
     built = Built(cfg, num_steps=4)

@@ -298,6 +298,6 @@ def test_advice_names_only_flags_and_causes_that_exist(tmp_path, run_main):
     assert 'images of 1 channel(s) (now 3)' in line and '--channels' not in line
     few = small_folder(tmp_path / 'few', per_class=3)
     line = one_error_line(run_main(*tiny_run(few, tmp_path / 'k1'), check=False))
-    assert 'a task needs 16 per class (K=1 + 15 queries): add images to it' in line
+    assert 'a task needs 16 per class (K=1 + 15 query examples): add images to it' in line
     assert 'lower --update_batch_size' not in line
 
