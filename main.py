@@ -11,7 +11,6 @@ Usage:
     --train_update_batch_size=K_TRAIN].
 """
 import os
-import signal
 import sys
 import time
 
@@ -23,7 +22,7 @@ import data_generator
 import results
 import run_folder
 from config import RunConfig
-from utils import UserError, exit_on_user_error, first_line
+from utils import StopRequest, UserError, exit_on_user_error, first_line
 
 
 def tensorflow_and_model():
@@ -67,28 +66,6 @@ def training_batch(run, tasks, itr, split='train'):
     rng = data_generator.batch_rng(run.seed, itr, 0 if split == 'train' else 1)
     return tasks.sample(rng, run.meta_batch_size, split, run.update_batch_size,
                         run.query_shots(training=True))
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM (and SIGUSR2, SLURM's warning before a time limit or a
-    preemption) into a flag the loop checks, so it can save and exit. (A flag, not
-    Python's KeyboardInterrupt, which is lost when it lands in a finalizer or callback.)
-    `notice`: what to print when the first signal arrives."""
-
-    def __init__(self, notice=''):
-        self.requested = False
-        self.notice = notice
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            if signum == signal.SIGINT:     # a second Ctrl-C: give up at once
-                raise KeyboardInterrupt
-            return                          # (a scheduler's repeated signal: go on saving)
-        self.requested = True
-        if self.notice:
-            print(f'\n{self.notice}', flush=True)
 
 
 class Trainer:

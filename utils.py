@@ -1,8 +1,9 @@
 """Small pieces every part of the project shares: UserError and the one way entry
-points turn it into a line, a file written whole or not at all, and a lock naming the
-process that holds it. No TensorFlow here."""
+points turn it into a line, a file written whole or not at all, a lock naming the
+process that holds it, and stop signals turned into a flag. No TensorFlow here."""
 import contextlib
 import os
+import signal
 import sys
 
 
@@ -132,3 +133,25 @@ def first_line(err):
         if line.startswith('[['):
             return before
     return lines[0] if lines else type(err).__name__
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM (and SIGUSR2, SLURM's warning before a time limit or a
+    preemption) into a flag the loop checks, so it can save and exit. (A flag, not
+    Python's KeyboardInterrupt, which is lost when it lands in a finalizer or callback.)
+    `notice`: what to print when the first signal arrives."""
+
+    def __init__(self, notice=''):
+        self.requested = False
+        self.notice = notice
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            if signum == signal.SIGINT:     # a second Ctrl-C: give up at once
+                raise KeyboardInterrupt
+            return                          # (a scheduler's repeated signal: go on saving)
+        self.requested = True
+        if self.notice:
+            print(f'\n{self.notice}', flush=True)
