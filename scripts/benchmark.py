@@ -148,7 +148,8 @@ def startup_seconds(checkout, datasource, data_dir):
     proc = subprocess.run([sys.executable, '-c', STARTUP, checkout, datasource, data_dir],
                           capture_output=True, text=True, cwd=checkout)
     if proc.returncode:
-        raise SystemExit(f'error: loading failed in {checkout}:\n{proc.stderr[-2000:]}')
+        last = (proc.stderr.strip().splitlines() or ['no message'])[-1]
+        raise SystemExit(f'error: loading failed in {checkout}: {last}')
     return float(proc.stdout.split()[-1])
 
 

@@ -77,3 +77,21 @@ def test_thread_defaults_follow_the_cores_the_process_may_use(tmp_path):
     pinned = RunConfig.from_args(['--logdir', str(tmp_path), '--inter_op_threads=3',
                                   '--intra_op_threads=0'])
     assert pinned.threads == (3, 0)
+
+
+@pytest.mark.slow
+def test_startup_benchmark_times_loading_and_checking_the_training_splits(tmp_path):
+    """--startup: this checkout and --compare's, in turns, each turn a table row."""
+    from data import synthetic
+    synthetic.miniimagenet_tree(str(tmp_path), classes=(5, 5, 5), per_class=20)
+    from tests.helpers import ROOT
+    proc = benchmark('--startup', 'miniimagenet', '--data_dir', str(tmp_path), '--repeat', '2',
+                     '--compare', ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == '| miniimagenet start-up | other s | this s |'
+    assert [line.split(' | ')[0] for line in lines[1:]] == ['| turn 1', '| turn 2', '| median']
+    assert all(0 < float(cell) < 60 for line in lines[1:]
+               for cell in line.strip('| ').split(' | ')[1:])
+    proc = benchmark('--startup', 'miniimagenet', '--data_dir', str(tmp_path / 'none'))
+    assert proc.returncode != 0 and 'loading failed' in proc.stderr
