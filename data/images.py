@@ -121,13 +121,13 @@ def eight_bit(image, size):
     """A 16-bit, 32-bit or float grayscale image as 8-bit 'L', scaled by its range
     (resized first in float, so no precision is lost before the resize)."""
     values = image.convert('F')
-    if values.size != (size, size):
-        values = values.resize((size, size), resample=Image.LANCZOS)
-    array = np.asarray(values, dtype=np.float64)
-    original = np.asarray(image.convert('F'), dtype=np.float64)
+    original = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(original)):
         raise ValueError('it holds NaN or infinite pixel values')
     low, high = value_range(image.mode, original)
+    if values.size != (size, size):
+        values = values.resize((size, size), resample=Image.LANCZOS)
+    array = np.asarray(values, dtype=np.float64)
     scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
     return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), 'L')
 
