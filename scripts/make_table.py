@@ -103,10 +103,18 @@ def run_row(logdir, exp, row, num_tasks, run_label, detail=True):
     after it a row for each earlier checkpoint's evaluation that a later one set aside."""
     path = experiments.eval_csv(logdir, exp, row.eval_k, num_tasks, row.random_init)
     lines = [result_row(logdir, path, exp, row, num_tasks, run_label, row.label)]
-    for iterations, earlier in results.set_aside_results(path) if detail else []:
-        lines.append(result_row(logdir, earlier, exp, row, num_tasks, run_label,
-                                f'{row.label}, at {iterations} iterations'))
+    if detail:
+        lines += earlier_rows(logdir, exp, row, num_tasks, run_label, row.label)
     return '\n'.join(lines)
+
+
+def earlier_rows(logdir, run, row, num_tasks, run_label, label):
+    """A row for each evaluation of an earlier checkpoint of `run` that a later one set
+    aside, oldest first."""
+    path = experiments.eval_csv(logdir, run, row.eval_k, num_tasks, row.random_init)
+    return [result_row(logdir, earlier, run, row, num_tasks, run_label,
+                       f'{label}, at {iterations} iterations')
+            for iterations, earlier in results.set_aside_results(path)]
 
 
 def result_row(logdir, path, exp, row, num_tasks, run_label, label):
@@ -167,8 +175,12 @@ def seeds_row(logdir, exp, row, num_tasks, detail=True):
              f'seed {listed(missing)}: not yet evaluated' if missing else '', note]
     values = list(iterations.values())
     shown = values[0] if len(set(values)) == 1 else listed(values)
-    return (f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {shown} | {inside} '
-            f'| {runs} | {"; ".join(filter(None, notes))} |')
+    lines = [f'| {row.label} | {paper_cell(row)} | {ours} | {row.step} | {shown} | {inside} '
+             f'| {runs} | {"; ".join(filter(None, notes))} |']
+    for run in exp.seed_runs() if detail else []:
+        lines += earlier_rows(logdir, run, row, num_tasks, run.name,
+                              f'{row.label}, seed {run.seeds[0]}')
+    return '\n'.join(lines)
 
 
 def seed_means(found, step):

@@ -185,3 +185,30 @@ def test_results_table_keeps_earlier_checkpoints_evaluations_as_interim_rows(tmp
     os.remove(path)                                # the run is still going: its latest is interim
     results.write_eval_results(folder, name, np.full((600, 11), 0.45), 'model30000', 'test')
     assert rows()['| miniImagenet 5-way 1-shot'][7] == 'interim: 30000 of 60000 iterations |'
+
+
+def test_results_table_keeps_each_seeds_earlier_evaluations_as_interim_rows(tmp_path):
+    from scripts import experiments, make_table
+    exp = next(e for e in experiments.experiments() if e.name == 'omniglot5way')
+    for run, curve in zip(exp.seed_runs(), (((20000, 0.95), (60000, 0.99)),
+                                            ((20000, 0.96), (40000, 0.97)))):
+        folder, name = os.path.split(experiments.eval_csv(str(tmp_path), run, 1)[:-len('.csv')])
+        os.makedirs(folder)
+        for iterations, accuracy in curve:
+            results.set_aside_other_checkpoints_result(folder, name, f'model{iterations}')
+            results.write_eval_results(folder, name, np.full((600, 11), accuracy),
+                                       f'model{iterations}', 'test')
+
+    def rows(detail):
+        return {line.split(' | ')[0]: line.split(' | ') for line in
+                make_table.make_table(str(tmp_path), detail=detail).splitlines()
+                if line.startswith('| Omniglot 5-way 1-shot')}
+    table = rows(detail=True)
+    assert table['| Omniglot 5-way 1-shot'][2] == '98.00 +- 1.00 (sd over 2 seeds)'
+    assert [label for label in table if ' at ' in label] == [
+        '| Omniglot 5-way 1-shot, seed 0, at 20000 iterations',
+        '| Omniglot 5-way 1-shot, seed 1, at 20000 iterations']
+    seed1 = table['| Omniglot 5-way 1-shot, seed 1, at 20000 iterations']
+    assert seed1[2] == '96.00 +- 0.00' and seed1[4] == '20000' and seed1[6] == 'omniglot5way_seed1'
+    assert seed1[7] == 'interim: 20000 of 60000 iterations |'
+    assert not [label for label in rows(detail=False) if ' at ' in label]   # not in the README
