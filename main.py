@@ -310,7 +310,7 @@ def evaluate(run):
         if (i + 1) % 100 == 0:
             print(f'  {i + 1} tasks', flush=True)
     metric = 'accuracy' if run.source.classification else 'MSE'
-    print_eval_table(values, metric)
+    print('\n'.join(results.eval_table(values, metric)))
     name = results.eval_basename(run.update_batch_size, run.update_lr, run.eval_split,
                                  run.num_test_tasks, run.random_init)
     print(f'Wrote {write_results(run, values, name, label)}')
@@ -342,12 +342,6 @@ def write_results(run, values, name, checkpoint):
         print(f'The result of another checkpoint under {name} is kept as {moved}')
     return results.write_eval_results(run.exp_dir, name, values, checkpoint=checkpoint,
                                       split=run.eval_split)
-
-
-def print_eval_table(values, what):
-    means, _, ci95 = results.summarize_per_step(values)
-    for step, (m, c) in enumerate(zip(means, ci95)):
-        print(f'  step {step:2d}: {what} {m:.4f} +- {c:.4f}')
 
 
 # -------------------------------------------------------------------- main

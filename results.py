@@ -99,6 +99,29 @@ def count_diverging(mses):
     return int(np.sum(diverging(mses)))
 
 
+def eval_table(values, metric):
+    """The lines an evaluation prints: the metric's mean +- 95% interval after each step.
+    Where sinusoid tasks diverge, their huge or infinite MSEs are the mean: the median
+    after each step is given beside it, and a line says how many tasks diverge."""
+    values = np.asarray(values, dtype=np.float64)
+    means, _, ci95 = summarize_per_step(values)
+    spread = metric == 'MSE' and count_diverging(values) > 0
+    medians = np.median(np.where(np.isnan(values), np.inf, values), axis=0)
+    lines = [f'  step {step:2d}: {metric} {number(m)} +- {number(c)}' +
+             (f' (median {number(median)})' if spread else '')
+             for step, (m, c, median) in enumerate(zip(means, ci95, medians))]
+    if spread:
+        lines.append(f'  {count_diverging(values)} of {len(values)} tasks diverge (MSE not '
+                     f'finite, or above {DIVERGING_MSE:g} and growing); they dominate the '
+                     f'means, the medians show the typical task')
+    return lines
+
+
+def number(value):
+    """Four decimals, or three significant digits with an exponent where that is long."""
+    return f'{value:.4f}' if not abs(value) >= 1e6 else f'{value:.3e}'
+
+
 def write_eval_results(folder, basename, values, checkpoint=None, split=None):
     """Write the reference's CSV (header, means, stds, ci95) and pickle ({'mses': values}).
 

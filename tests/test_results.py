@@ -79,3 +79,21 @@ def test_evaluations_of_other_splits_task_counts_and_checkpoints_keep_each_resul
     assert (stored['checkpoint'], stored['split'], stored['num_tasks']) == ('model10', 'test', 600)
     assert 'kept as test_ubs5_stepsize0.01_model5' in capsys.readouterr().out
 
+
+
+def test_an_evaluation_with_diverging_tasks_prints_the_median_beside_the_mean():
+    mses = np.full((5, 3), 0.2)
+    mses[:, 1] = [0.1, 0.2, 0.3, 0.4, 0.5]
+    plain = results.eval_table(mses, 'MSE')
+    assert plain == ['  step  0: MSE 0.2000 +- 0.0000', '  step  1: MSE 0.3000 +- 0.1240',
+                     '  step  2: MSE 0.2000 +- 0.0000']
+    mses[0, 2], mses[1, 2] = np.inf, 3e26          # two tasks blow up after the 2nd step
+    lines = results.eval_table(mses, 'MSE')
+    assert lines[1] == '  step  1: MSE 0.3000 +- 0.1240 (median 0.3000)'
+    assert lines[2] == '  step  2: MSE inf +- nan (median 0.2000)'
+    assert lines[3].startswith('  2 of 5 tasks diverge (MSE not finite, or above 10 and growing)')
+    mses[0, 2] = 2e7
+    assert results.eval_table(mses, 'MSE')[2] == \
+        '  step  2: MSE 6.000e+25 +- 1.052e+26 (median 0.2000)'
+    assert results.eval_table(np.full((3, 2), 20.0), 'accuracy')[1] == \
+        '  step  1: accuracy 20.0000 +- 0.0000'                # no divergence but for MSE
