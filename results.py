@@ -99,19 +99,24 @@ def count_diverging(mses):
     return int(np.sum(diverging(mses)))
 
 
+def nan_as_inf(mses):
+    """A diverging task's nan comes from inf - inf: count it as inf for medians."""
+    return np.where(np.isnan(mses), np.inf, mses)
+
+
 def eval_table(values, metric):
     """The lines an evaluation prints: the metric's mean +- 95% interval after each step.
     Where sinusoid tasks diverge, their huge or infinite MSEs are the mean: the median
     after each step is given beside it, and a line says how many tasks diverge."""
     values = np.asarray(values, dtype=np.float64)
     means, _, ci95 = summarize_per_step(values)
-    spread = metric == 'MSE' and count_diverging(values) > 0
-    medians = np.median(np.where(np.isnan(values), np.inf, values), axis=0)
+    diverged = count_diverging(values) if metric == 'MSE' else 0
+    medians = np.median(nan_as_inf(values), axis=0) if diverged else [None] * len(means)
     lines = [f'  step {step:2d}: {metric} {number(m)} +- {number(c)}' +
-             (f' (median {number(median)})' if spread else '')
+             (f' (median {number(median)})' if diverged else '')
              for step, (m, c, median) in enumerate(zip(means, ci95, medians))]
-    if spread:
-        lines.append(f'  {count_diverging(values)} of {len(values)} tasks diverge (MSE not '
+    if diverged:
+        lines.append(f'  {diverged} of {len(values)} tasks diverge (MSE not '
                      f'finite, or above {DIVERGING_MSE:g} and growing); they dominate the '
                      f'means, the medians show the typical task')
     return lines

@@ -253,7 +253,7 @@ def median_mse(found, step):
     """The median MSE of every seed's tasks after `step` steps (a NaN counted as
     diverging, above all)."""
     pooled = np.concatenate([found[s][0][:, step] for s in found]).astype(np.float64)
-    return float(np.median(np.where(np.isnan(pooled), np.inf, pooled)))
+    return float(np.median(results.nan_as_inf(pooled)))
 
 
 def make_table(logdir, num_tasks=results.EVAL_TASKS, detail=True):

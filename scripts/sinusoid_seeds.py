@@ -35,15 +35,10 @@ def load(run_dir, k, update_lr):
     return os.path.basename(run_dir.rstrip('/')), mses
 
 
-def nan_as_inf(mses):
-    """A diverging task's nan comes from inf - inf: count it as inf for medians."""
-    return np.where(np.isnan(mses), np.inf, mses)
-
-
 def seed_row(label, mses):
     diverged = results.count_diverging(mses)
     means = [mses[:, s].mean() for s in STEPS]
-    medians = [np.median(nan_as_inf(mses)[:, s]) for s in STEPS]
+    medians = [np.median(results.nan_as_inf(mses)[:, s]) for s in STEPS]
     cells = ' | '.join(f'{m:.3g}' for m in means) + ' | ' + ' | '.join(f'{m:.3g}' for m in medians)
     return diverged, means, f'| {label} | {cells} | {diverged} |'
 
@@ -77,8 +72,8 @@ def plot(runs, out, paper=None):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, (title, reduce) in zip(axes, (('mean', np.mean), ('median', np.median))):
         for label, mses in runs:
-            ax.plot(np.arange(mses.shape[1]), reduce(nan_as_inf(mses), axis=0), marker='o', ms=3,
-                    label=label)
+            ax.plot(np.arange(mses.shape[1]), reduce(results.nan_as_inf(mses), axis=0),
+                    marker='o', ms=3, label=label)
         if paper and title == 'mean':
             ax.plot(list(paper), list(paper.values()), 'k*', ms=9, label='paper (mean)')
         ax.set_yscale('log')

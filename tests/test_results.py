@@ -80,7 +80,6 @@ def test_evaluations_of_other_splits_task_counts_and_checkpoints_keep_each_resul
     assert 'kept as test_ubs5_stepsize0.01_model5' in capsys.readouterr().out
 
 
-
 def test_an_evaluation_with_diverging_tasks_prints_the_median_beside_the_mean():
     mses = np.full((5, 3), 0.2)
     mses[:, 1] = [0.1, 0.2, 0.3, 0.4, 0.5]
